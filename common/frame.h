@@ -15,7 +15,8 @@
 /* ---- reader: accumulates bytes from a stream, yields whole frames ---- */
 struct sp_frame_reader;
 
-/* max_body: largest body accepted (1..16 MiB). Caller frees with _free. */
+/* max_body: largest body accepted (1..16 MiB; otherwise NULL, errno EINVAL).
+ * Caller frees with _free. */
 struct sp_frame_reader *sp_frame_reader_new(size_t max_body);
 void sp_frame_reader_free(struct sp_frame_reader **r);
 
