@@ -16,7 +16,7 @@
  *                  trust: comma list of "server" (trusted to issue server
  *                  certs), "client" (trusted to issue client certs), or "-".
  *   certs/ keys/ cas/   the files the index names
- *   crls/*.pem     CRLs; each applies to the CA whose subject is its issuer
+ *   crls/<name>.pem CRLs; each applies to the CA whose subject is its issuer
  * Every update is atomic: write a temp file in DIR, fsync, rename, fsync DIR.
  */
 #ifndef SP_CERTDB_H

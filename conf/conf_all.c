@@ -17,12 +17,18 @@
  *   3. add a row to schema_tables, after common:  { "tlsd", tlsd_conf_keys },
  *   4. run `make docs` and commit docs/CONFIG.md (a test fails until then). */
 extern const struct sp_conf_key sp_common_conf_keys[];
+extern const struct sp_conf_key tlsd_conf_keys[];
+extern const struct sp_conf_key keyd_conf_keys[];
+extern const struct sp_conf_key p11_conf_keys[];
 
 static const struct {
 	const char *component;
 	const struct sp_conf_key *keys;
 } schema_tables[] = {
 	{ "common", sp_common_conf_keys },
+	{ "tlsd", tlsd_conf_keys },
+	{ "keyd", keyd_conf_keys },
+	{ "pkcs11", p11_conf_keys },
 };
 
 int sp_conf_add_all(struct sp_conf *conf, char **error_r)
