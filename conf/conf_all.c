@@ -20,6 +20,7 @@ extern const struct sp_conf_key sp_common_conf_keys[];
 extern const struct sp_conf_key tlsd_conf_keys[];
 extern const struct sp_conf_key keyd_conf_keys[];
 extern const struct sp_conf_key p11_conf_keys[];
+extern const struct sp_conf_key mailcore_conf_keys[];
 
 static const struct {
 	const char *component;
@@ -29,6 +30,7 @@ static const struct {
 	{ "tlsd", tlsd_conf_keys },
 	{ "keyd", keyd_conf_keys },
 	{ "pkcs11", p11_conf_keys },
+	{ "mailcore", mailcore_conf_keys },
 };
 
 int sp_conf_add_all(struct sp_conf *conf, char **error_r)
