@@ -21,6 +21,7 @@
 
 #include "common/conf.h"
 #include "common/log.h"
+#include "common/privs.h"
 #include "common/xalloc.h"
 #include "conf/conf.h"
 #include "config.h"
@@ -159,6 +160,30 @@ static int start_listeners(struct mailcore *mc, char **error_r)
 	return 0;
 }
 
+/* Listeners are bound (as root when started as root). The unix sockets tlsd
+ * connects to go to the unprivileged user tlsd's workers run as, then
+ * mailcore switches to that user for good. */
+static int drop_privileges(struct mailcore *mc, char **error_r)
+{
+	const char *user = sp_conf_str(mc->conf, "user");
+	const char *group = sp_conf_str(mc->conf, "group");
+	const char *const *names;
+	size_t n;
+	uid_t uid;
+	gid_t gid;
+
+	if (sp_privs_resolve(user, group, &uid, &gid, error_r) < 0)
+		return -1;
+	n = sp_conf_match(mc->conf, "service.*.backend", &names);
+	for (size_t i = 0; i < n; i++) {
+		const char *path = sp_conf_str(mc->conf, names[i]);
+
+		if (path != NULL && path[0] == '/' && sp_privs_chown(path, uid, gid, error_r) < 0)
+			return -1;
+	}
+	return sp_privs_drop("mailcore", user, uid, gid, error_r);
+}
+
 static void on_signal(evutil_socket_t sig, short what, void *arg)
 {
 	struct mailcore *mc = arg;
@@ -234,7 +259,7 @@ int main(int argc, char **argv)
 		teardown(&mc);
 		return 1;
 	}
-	if (start_listeners(&mc, &error) < 0) {
+	if (start_listeners(&mc, &error) < 0 || drop_privileges(&mc, &error) < 0) {
 		sp_log(SP_LOG_ERR, "startup_failed", "why=\"%s\"", error);
 		fprintf(stderr, "mailcore: %s\n", error);
 		free(error);

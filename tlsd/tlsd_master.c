@@ -6,11 +6,9 @@
  * handful of fds, and no event library state to untangle in forked workers. */
 #include <errno.h>
 #include <fcntl.h>
-#include <grp.h>
 #include <limits.h>
 #include <netinet/in.h>
 #include <poll.h>
-#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,6 +26,7 @@
 #include "common/fdpass.h"
 #include "common/frame.h"
 #include "common/log.h"
+#include "common/privs.h"
 #include "common/xalloc.h"
 #include "tlsd/tlsd_int.h"
 
@@ -213,59 +212,6 @@ static int bind_handoff(const char *path, uid_t uid, gid_t gid, int *fd_r, char 
 	}
 	sp_log(SP_LOG_INFO, "listen", "service=handoff addr=unix:%s mode=0660", path);
 	*fd_r = fd;
-	return 0;
-}
-
-/* ---- privileges ---- */
-
-static int resolve_user(const struct tlsd_config *cfg, uid_t *uid_r, gid_t *gid_r, char **error_r)
-{
-	struct passwd *pw;
-	struct group *gr;
-
-	*uid_r = geteuid();
-	*gid_r = getegid();
-	if (geteuid() != 0 || cfg->user == NULL)
-		return 0;
-	errno = 0;
-	pw = getpwnam(cfg->user);
-	if (pw == NULL) {
-		*error_r = sp_xasprintf("user %s: %s", cfg->user, errno ? strerror(errno) : "unknown");
-		return -1;
-	}
-	*uid_r = pw->pw_uid;
-	*gid_r = pw->pw_gid;
-	if (cfg->group != NULL) {
-		errno = 0;
-		gr = getgrnam(cfg->group);
-		if (gr == NULL) {
-			*error_r = sp_xasprintf("group %s: %s", cfg->group,
-						errno ? strerror(errno) : "unknown");
-			return -1;
-		}
-		*gid_r = gr->gr_gid;
-	}
-	return 0;
-}
-
-static int drop_privileges(const struct tlsd_config *cfg, uid_t uid, gid_t gid, char **error_r)
-{
-	if (geteuid() != 0)
-		return 0;
-	if (uid == 0) {
-		sp_log(SP_LOG_WARN, "privileges", "user=%s is root: tlsd and its children keep root",
-		       cfg->user ? cfg->user : "-");
-		return 0;
-	}
-	if (setgroups(1, &gid) < 0 || setresgid(gid, gid, gid) < 0 || setresuid(uid, uid, uid) < 0) {
-		*error_r = sp_xasprintf("dropping privileges: %s", strerror(errno));
-		return -1;
-	}
-	if (setuid(0) == 0) {
-		*error_r = sp_xstrdup("dropping privileges: root could be regained");
-		return -1;
-	}
-	sp_log(SP_LOG_INFO, "privileges", "user=%s uid=%d gid=%d", cfg->user, (int)uid, (int)gid);
 	return 0;
 }
 
@@ -949,7 +895,7 @@ int tlsd_master_run(const char *conf_arg, bool foreground)
 	}
 	if (!foreground && daemonize(&err) < 0)
 		goto fail;
-	if (tlsd_tickets_init(&err) < 0 || resolve_user(m.cfg, &uid, &gid, &err) < 0)
+	if (tlsd_tickets_init(&err) < 0 || sp_privs_resolve(m.cfg->user, m.cfg->group, &uid, &gid, &err) < 0)
 		goto fail;
 
 	/* bind everything while still privileged */
@@ -970,7 +916,7 @@ int tlsd_master_run(const char *conf_arg, bool foreground)
 		goto fail;
 	if (m.cfg->pidfile != NULL && write_pidfile(m.cfg->pidfile, &err) < 0)
 		goto fail;
-	if (drop_privileges(m.cfg, uid, gid, &err) < 0)
+	if (sp_privs_drop("tlsd", m.cfg->user, uid, gid, &err) < 0)
 		goto fail;
 
 	sigemptyset(&mask);

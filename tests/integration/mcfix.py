@@ -35,6 +35,9 @@ class Mailcore:
             f.write("bob@example.com:%s:\n" % h)
             f.write("postmaster@example.com:*:\n")
         conf = [
+            # the tests run as root and own their temp dirs: no drop
+            "user = root",
+            "group = root",
             "service.smtp.port = %d" % self.smtp_port,
             "service.submission.port = %d" % self.sub_port,
             "mailcore.listenaddr = 127.0.0.1",
