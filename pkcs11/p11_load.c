@@ -44,8 +44,16 @@ static bool already_loaded(struct p11_ctx *ctx, const char *path, CK_FUNCTION_LI
 		if (ctx->mods[i]->fn->C_GetInfo(&other) != CKR_OK)
 			continue;
 		fname = p11_kit_module_get_filename(ctx->mods[i]->fn);
+		/* field by field: memcmp of the struct would compare its padding */
 		same = fname != NULL && strcmp(base_name(fname), base_name(path)) == 0 &&
-		       memcmp(&info, &other, sizeof(info)) == 0;
+		       info.cryptokiVersion.major == other.cryptokiVersion.major &&
+		       info.cryptokiVersion.minor == other.cryptokiVersion.minor &&
+		       info.libraryVersion.major == other.libraryVersion.major &&
+		       info.libraryVersion.minor == other.libraryVersion.minor &&
+		       info.flags == other.flags &&
+		       memcmp(info.manufacturerID, other.manufacturerID, sizeof(info.manufacturerID)) == 0 &&
+		       memcmp(info.libraryDescription, other.libraryDescription,
+			      sizeof(info.libraryDescription)) == 0;
 		free(fname);
 		if (same)
 			return true;
