@@ -1,10 +1,13 @@
 /* The key-operation engine that keyd runs: the backend interface (a small
  * table of functions, nginx/OpenSSL-engine style), keys with one or more
- * placements, and the engine that routes each operation to a placement.
- * Backends: `soft` (OpenSSL on a thread pool, accel_soft.c) now; `pkcs11`
- * plugs into the same table later. Everything here runs on keyd's one
- * libevent loop thread except what a backend does on its own threads;
- * completions are always delivered on the loop thread. */
+ * placements, and the engine that routes each operation to a placement:
+ * first healthy placement, the next one on error, deadline or overload
+ * (spill), backends marked down after repeated failures and probed until
+ * they recover, counters per backend, key and mechanism. Backends: `soft`
+ * (OpenSSL on a thread pool, accel_soft.c) and `pkcs11` (accel_pkcs11.h).
+ * Everything here runs on keyd's one libevent loop thread except what a
+ * backend does on its own threads; completions are always delivered on the
+ * loop thread. */
 #ifndef ACCEL_H
 #define ACCEL_H
 
@@ -76,6 +79,10 @@ struct accel_caps {
 	unsigned mechs;            /* ACCEL_MECH_BIT(...) */
 	unsigned rsa_min_bits, rsa_max_bits;
 	bool ec_p256, ec_p384, ec_p521;
+	/* Work runs on this host's CPUs (soft): it queues under load but does
+	 * not hang the way a device can, so as a key's last placement it gets
+	 * no deadline of its own (the handshake's key-op timeout governs). */
+	bool in_process;
 };
 
 /* ---- backend interface ----
@@ -106,9 +113,10 @@ struct accel_backend_ops {
 struct accel_backend {
 	const struct accel_backend_ops *ops;
 	void *priv;
-	/* counters, kept by the engine */
-	unsigned long long submitted, completed, failed;
+	char label[64];            /* shown in logs and stats ("pkcs11:Token"); "" = ops->name */
+	struct be_slot *engine_slot;  /* the engine's, set by accel_engine_add_backend */
 };
+const char *accel_backend_label(const struct accel_backend *be);
 
 /* The `soft` backend: OpenSSL in-process on `threads` threads (0 = number of
  * online CPUs), at most max_queue operations queued or running. NULL with
@@ -120,6 +128,28 @@ void *accel_soft_key(EVP_PKEY *pkey);
 /* ---- the engine ---- */
 struct accel_engine;
 struct accel_key;
+
+/* Scheduling knobs (keyd.* keys); may change at any time (reload). */
+struct accel_params {
+	unsigned op_deadline_ms;     /* per attempt on one placement; 0 = none */
+	unsigned down_after;         /* consecutive failures that mark a backend down; 0 = never */
+	unsigned probe_interval_ms;  /* test signature on a down backend this often */
+	size_t spill_queue;          /* attempts outstanding on a backend beyond which new
+				      * operations go to the next placement; 0 = never spill */
+};
+void accel_engine_set_params(struct accel_engine *eng, const struct accel_params *params);
+
+/* Counters (per backend, per key, per mechanism). */
+#define ACCEL_LAT_BUCKETS 25         /* bucket b: latency < 2^b us (last: the rest) */
+struct accel_counters {
+	unsigned long long submitted;  /* attempts handed over (backend) / ops accepted (key, mech) */
+	unsigned long long completed;  /* finished OK */
+	unsigned long long failed;     /* finished with an error (incl. deadline) */
+	unsigned long long fellback;   /* moved on to the next placement after error/deadline */
+	unsigned long long spilled;    /* skipped because the backend's queue was over spill_queue */
+	unsigned long long timeouts;   /* attempts whose deadline fired */
+	unsigned long long lat[ACCEL_LAT_BUCKETS];
+};
 
 /* Caller frees with accel_engine_free (after the loop stops). */
 struct accel_engine *accel_engine_new(struct event_base *base);
@@ -151,5 +181,17 @@ int accel_engine_submit(struct accel_engine *eng, const uint8_t id[ACCEL_KEY_ID_
 
 /* Operations accepted and not completed yet. */
 size_t accel_engine_inflight(const struct accel_engine *eng);
+
+/* Removes every key for which keep(id, arg) is false (reload). A key with
+ * operations in flight is unlinked now and freed when the last one ends.
+ * Returns how many were removed. */
+size_t accel_engine_prune(struct accel_engine *eng,
+			  bool (*keep)(const uint8_t id[ACCEL_KEY_ID_LEN], void *arg), void *arg);
+/* Whether be is marked down (for tests and stats). */
+bool accel_engine_backend_down(const struct accel_engine *eng, const struct accel_backend *be);
+
+/* The counters as text (one line per backend, key and mechanism) or JSON, malloc'd and
+ * NUL-terminated (caller frees); at most max bytes, cut with a note. */
+char *accel_engine_stats(const struct accel_engine *eng, bool json, size_t max, size_t *len_r);
 
 #endif

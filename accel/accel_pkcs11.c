@@ -1,12 +1,13 @@
 /* The `pkcs11` backend: signatures on a PKCS#11 token through pkcs11/, on a
  * pool of worker threads as large as the token's session pool, so that
  * keyd's event loop never waits on the token. Finished operations are queued
- * and an eventfd wakes the loop, which runs their callbacks (accel.h). A
- * token that keeps failing reports itself unhealthy until an operation
- * succeeds again (the engine's probes). */
+ * and an eventfd wakes the loop, which runs their callbacks (accel.h). Health
+ * is the engine's business (accel.c: down after keyd.down_after failures,
+ * probed until a test signature succeeds); the backend only counts. */
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,7 +22,6 @@
 
 #define PK_MAX_THREADS P11_POOL_MAX
 #define PK_SESSION_WAIT_MS 30000
-#define PK_FAILS_UNHEALTHY 3
 
 /* Shared by the engine's placement and every running job, so key_free
  * during an operation does not pull the key out from under a worker. */
@@ -246,11 +246,13 @@ static void pk_poll(struct accel_backend *be)
 	pthread_mutex_unlock(&p->lock);
 }
 
+/* One judge of health: the engine, which sees errors and deadlines alike.
+ * A second threshold here would take the backend out of service without the
+ * engine knowing, and nothing would probe it back. */
 static bool pk_healthy(const struct accel_backend *be)
 {
-	struct pk *p = be->priv;
-
-	return atomic_load(&p->consecutive_failures) < PK_FAILS_UNHEALTHY;
+	(void)be;
+	return true;
 }
 
 static void pk_key_free(struct accel_backend *be, void *bkey)
@@ -353,6 +355,7 @@ struct accel_backend *accel_pkcs11_new(struct p11_token *tok, unsigned threads,
 	be = sp_xcalloc(1, sizeof(*be));
 	be->ops = &pk_ops;
 	be->priv = p;
+	snprintf(be->label, sizeof(be->label), "pkcs11:%s", p11_token_label(tok));
 	p->threads = sp_xcalloc(threads, sizeof(*p->threads));
 	/* signals belong to the loop thread (libevent's signal events) */
 	sigfillset(&all);

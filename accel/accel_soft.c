@@ -56,6 +56,7 @@ static void soft_caps(const struct accel_backend *be, struct accel_caps *caps)
 	caps->rsa_min_bits = 2048;
 	caps->rsa_max_bits = 8192;
 	caps->ec_p256 = caps->ec_p384 = caps->ec_p521 = true;
+	caps->in_process = true;
 }
 
 static void job_fail(struct soft_job *job, const char *what)

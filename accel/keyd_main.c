@@ -2,11 +2,17 @@
  * does nothing but private-key operations for tlsd's workers.
  *
  * What it does: reads sealpost.conf, the certificate database and the
- * password file; decrypts every software key (file: locator) and checks it
- * against its certificate; then serves signature requests (accel/keyd_proto.h)
- * on worker channels that the tlsd master hands it over the control socket
- * (-C FD), through the accel engine (accel/accel.h) whose backends do the
- * work off the event loop.
+ * password file; decrypts every software key (file: locator), opens and logs
+ * in to the PKCS#11 tokens of pkcs11: keys (once each; a wrong PIN is fatal
+ * and never retried), copies software keys into keyd.accelerator if set, and
+ * checks every key against its certificate; then serves signature requests
+ * (accel/keyd_proto.h) on worker channels that the tlsd master hands it over
+ * the control socket (-C FD), through the accel engine (accel/accel.h) whose
+ * backends do the work off the event loop. RELOAD on the control socket
+ * re-reads everything and changes the key set only if all of it loads; the
+ * operations in flight go on meanwhile. A startup failure of the
+ * configuration (bad file, wrong PIN, key mismatch) exits KEYD_EXIT_CONFIG,
+ * which tells the master not to restart keyd until the next reload.
  *
  * Trust: keyd trusts its configuration files and the tlsd master (its
  * parent, on the control socket). It trusts no worker: every request is
@@ -17,7 +23,9 @@
  *
  * What it touches: reads the certdb (key `certdb`, default <confdir>/certdb:
  * index, certs, keys) and the password file (refused unless mode 0600 or
- * stricter); writes only log lines. Secrets stay in its own memory, which it makes non-dumpable
+ * stricter), the PKCS#11 modules (p11-kit's and pkcs11.modules_file) and
+ * their tokens; writes log lines and the stats socket (keyd.stats_socket,
+ * mode 0600, counters only). Secrets stay in its own memory, which it makes non-dumpable
  * (PR_SET_DUMPABLE 0) and locks (mlockall) where permitted. It exits when
  * the control socket reaches EOF (the master is gone) or on SIGTERM/SIGINT.
  *
@@ -25,7 +33,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
-#include <libgen.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
@@ -57,6 +64,7 @@
 
 struct keyd_ctl {
 	struct keyd *kd;
+	const char *conf_path;
 	int fd;
 	struct event *ev;
 	struct sp_frame_reader *rd;
@@ -83,7 +91,13 @@ static void ctl_frame(struct keyd_ctl *ctl, const uint8_t *body, size_t len)
 	const char *why;
 	int fd;
 
-	if (keyd_ctl_decode(body, len, &why) != KEYD_CTL_NEWCHAN) {
+	switch (keyd_ctl_decode(body, len, &why)) {
+	case KEYD_CTL_NEWCHAN:
+		break;
+	case KEYD_CTL_RELOAD:
+		keyd_reload(ctl->kd, ctl->conf_path);
+		return;
+	default:
 		ctl_fail(ctl, why);
 		return;
 	}
@@ -190,19 +204,6 @@ static int parse_fd(const char *s)
 	return (int)v;
 }
 
-static char *conf_dir(const struct sp_conf *conf, const char *conf_path)
-{
-	const char *confdir = sp_conf_str(conf, "confdir");
-	char *copy, *d;
-
-	if (confdir != NULL && confdir[0] != '\0')
-		return sp_xstrdup(confdir);
-	copy = sp_xstrdup(conf_path);
-	d = sp_xstrdup(dirname(copy));
-	free(copy);
-	return d;
-}
-
 static struct sp_conf *load_conf(const char *path, char **error_r)
 {
 	struct sp_conf *conf = sp_conf_new();
@@ -219,14 +220,20 @@ static struct sp_conf *load_conf(const char *path, char **error_r)
 	return conf;
 }
 
+static void apply_settings(struct keyd *kd, const struct keyd_settings *set)
+{
+	kd->max_inflight = set->max_inflight;
+	kd->out_max = set->out_max;
+	kd->max_chans = set->max_chans;
+	accel_engine_set_params(kd->eng, &set->params);
+}
+
 /* Reads the configuration, starts the engine and loads the keys. 0, or -1
  * with *error_r (caller frees); kd->eng may be set either way. */
 static int keyd_setup(struct keyd *kd, const char *conf_path, char **error_r)
 {
-	struct accel_backend *soft;
+	struct keyd_settings set;
 	struct sp_conf *conf;
-	char *dir = NULL, *certdb_dir = NULL, *pin_default = NULL;
-	const char *pinfile;
 	int level, ret = -1;
 
 	conf = load_conf(conf_path, error_r);
@@ -234,38 +241,73 @@ static int keyd_setup(struct keyd *kd, const char *conf_path, char **error_r)
 		return -1;
 	level = sp_log_level_parse(sp_conf_str(conf, "log.level"));
 	if (sp_log_open("keyd", sp_conf_str(conf, "log.file"), level < 0 ? SP_LOG_INFO : level,
-			error_r) < 0)
-		goto out;
-	kd->max_inflight = (size_t)sp_conf_int(conf, "keyd.max_inflight");
-	kd->out_max = (size_t)sp_conf_int(conf, "keyd.channel_buffer");
-	kd->max_chans = (size_t)sp_conf_int(conf, "keyd.max_channels");
+			error_r) < 0) {
+		sp_conf_free(&conf);
+		return -1;
+	}
+	if (keyd_settings_load(conf, conf_path, &set, error_r) < 0) {
+		sp_conf_free(&conf);
+		return -1;
+	}
+	sp_conf_free(&conf);
 	kd->eng = accel_engine_new(kd->base);
-	soft = accel_soft_new((unsigned)sp_conf_int(conf, "keyd.threads"),
-			      (size_t)sp_conf_int(conf, "keyd.max_queue"), error_r);
-	if (soft == NULL)
+	apply_settings(kd, &set);
+	kd->soft = accel_soft_new(set.soft_threads, set.soft_max_queue, error_r);
+	if (kd->soft == NULL)
 		goto out;
-	if (accel_engine_add_backend(kd->eng, soft, error_r) < 0) {
-		soft->ops->free(soft);
+	if (accel_engine_add_backend(kd->eng, kd->soft, error_r) < 0) {
+		kd->soft->ops->free(kd->soft);
+		kd->soft = NULL;
 		goto out;
 	}
-	dir = conf_dir(conf, conf_path);
-	certdb_dir = sp_conf_str(conf, "certdb") != NULL && sp_conf_str(conf, "certdb")[0] != '\0'
-			     ? sp_xstrdup(sp_conf_str(conf, "certdb"))
-			     : sp_xasprintf("%s/certdb", dir);
-	pin_default = sp_xasprintf("%s/sslpassword.conf", dir);
-	pinfile = sp_conf_isset(conf, "sslpasswordfile") ? sp_conf_str(conf, "sslpasswordfile")
-							 : pin_default;
-	if (keyd_load_keys(kd->eng, soft, certdb_dir, pinfile, error_r) < 0)
+	if (keyd_keys_sync(kd, &set, false, error_r) < 0)
 		goto out;
-	sp_log(SP_LOG_INFO, "ready", "keys=%zu certdb=\"%s\"", accel_engine_key_count(kd->eng),
-	       certdb_dir);
+	if (set.stats_socket != NULL) {
+		kd->stats = keyd_stats_new(kd, set.stats_socket, error_r);
+		if (kd->stats == NULL)
+			goto out;
+	}
+	sp_log(SP_LOG_INFO, "ready", "keys=%zu certdb=\"%s\" op_deadline_ms=%u down_after=%u "
+	       "probe_interval_ms=%u spill_queue=%zu", accel_engine_key_count(kd->eng),
+	       set.certdb_dir, set.params.op_deadline_ms, set.params.down_after,
+	       set.params.probe_interval_ms, set.params.spill_queue);
 	ret = 0;
 out:
-	free(dir);
-	free(certdb_dir);
-	free(pin_default);
-	sp_conf_free(&conf);
+	keyd_settings_clear(&set);
 	return ret;
+}
+
+/* RELOAD: everything is read and loaded before anything changes; a failure
+ * leaves the running key set, settings and log as they were. Runs on the
+ * loop: operations in flight are completed by the backends meanwhile and
+ * delivered right after. */
+void keyd_reload(struct keyd *kd, const char *conf_path)
+{
+	struct keyd_settings set;
+	struct sp_conf *conf;
+	char *error = NULL;
+
+	sp_log(SP_LOG_INFO, "keys_reload", "config=%s inflight=%zu", conf_path,
+	       accel_engine_inflight(kd->eng));
+	conf = load_conf(conf_path, &error);
+	if (conf == NULL || keyd_settings_load(conf, conf_path, &set, &error) < 0) {
+		sp_log(SP_LOG_ERR, "keys_reload_refused", "error=\"%s\" note=\"the running key set stays\"",
+		       error);
+		free(error);
+		sp_conf_free(&conf);
+		return;
+	}
+	sp_conf_free(&conf);
+	if (keyd_keys_sync(kd, &set, true, &error) < 0) {
+		sp_log(SP_LOG_ERR, "keys_reload_refused", "error=\"%s\" note=\"the running key set stays\"",
+		       error);
+		free(error);
+		keyd_settings_clear(&set);
+		return;
+	}
+	apply_settings(kd, &set);
+	sp_log(SP_LOG_INFO, "keys_reload_done", "keys=%zu", accel_engine_key_count(kd->eng));
+	keyd_settings_clear(&set);
 }
 
 int main(int argc, char **argv)
@@ -301,6 +343,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	ctl.exit_code = 1;
+	ctl.conf_path = conf_path;
 	if (fcntl(ctl.fd, F_GETFD) < 0) {
 		sp_log(SP_LOG_ERR, "startup", "error=\"control fd %d: %s\"", ctl.fd, strerror(errno));
 		ctl.fd = -1;
@@ -316,7 +359,9 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	if (keyd_setup(&kd, conf_path, &error) < 0) {
-		sp_log(SP_LOG_ERR, "startup", "error=\"%s\"", error);
+		sp_log(SP_LOG_ERR, "startup", "error=\"%s\" exit=%d note=\"not restarted until "
+		       "tlsd reloads (SIGHUP)\"", error, KEYD_EXIT_CONFIG);
+		ctl.exit_code = KEYD_EXIT_CONFIG;
 		goto out;
 	}
 	harden_memory();
@@ -344,7 +389,9 @@ int main(int argc, char **argv)
 	}
 out:
 	keyd_chan_close_all(&kd);
+	keyd_stats_free(&kd.stats);
 	accel_engine_free(&kd.eng);
+	keyd_tokens_close(&kd);
 	if (ctl.ev != NULL)
 		event_free(ctl.ev);
 	if (sigterm != NULL)

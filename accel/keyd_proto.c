@@ -194,6 +194,14 @@ int keyd_ctl_encode_newchan(struct sp_msgbuf *b)
 	return sp_msgbuf_finish(b);
 }
 
+int keyd_ctl_encode_reload(struct sp_msgbuf *b)
+{
+	sp_msgbuf_reset(b);
+	sp_msg_put_u8(b, KEYD_PROTO_VERSION);
+	sp_msg_put_u8(b, KEYD_CTL_RELOAD);
+	return sp_msgbuf_finish(b);
+}
+
 int keyd_ctl_decode(const uint8_t *body, size_t len, const char **error_r)
 {
 	struct sp_msgrd r;
@@ -205,7 +213,7 @@ int keyd_ctl_decode(const uint8_t *body, size_t len, const char **error_r)
 		return -1;
 	}
 	type = sp_msg_get_u8(&r);
-	if (r.error || type != KEYD_CTL_NEWCHAN) {
+	if (r.error || (type != KEYD_CTL_NEWCHAN && type != KEYD_CTL_RELOAD)) {
 		*error_r = "unknown control message";
 		return -1;
 	}

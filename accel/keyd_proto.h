@@ -14,6 +14,9 @@
  * Control channel (tlsd master -> keyd):
  *   u8 version(1), u8 type NEWCHAN(1); the worker channel's socket rides on
  *   the same sendmsg (SCM_RIGHTS).
+ *   u8 version(1), u8 type RELOAD(2): re-read sealpost.conf, the certdb and
+ *   the password file; load new keys, drop removed ones, keep serving
+ *   meanwhile; a reload that fails leaves the running key set as it was.
  * Every field is checked: a known version and type, exact sizes, a known
  * mechanism and digest, no trailing bytes. A malformed frame closes the
  * channel it came on. */
@@ -33,6 +36,12 @@
 #define KEYD_REQ_PING 2
 #define KEYD_REPLY 0x81
 #define KEYD_CTL_NEWCHAN 1
+#define KEYD_CTL_RELOAD 2
+
+/* keyd's exit status when its configuration cannot be used at start (a wrong
+ * PIN, a key that does not match its certificate): the master does not
+ * restart it until the next reload, so a wrong PIN is never retried. */
+#define KEYD_EXIT_CONFIG 78   /* sysexits.h EX_CONFIG */
 
 struct keyd_req {
 	uint8_t type;                    /* KEYD_REQ_* */
@@ -55,12 +64,13 @@ struct keyd_reply {
 int keyd_req_encode(struct sp_msgbuf *b, const struct keyd_req *req);
 int keyd_reply_encode(struct sp_msgbuf *b, const struct keyd_reply *reply);
 int keyd_ctl_encode_newchan(struct sp_msgbuf *b);
+int keyd_ctl_encode_reload(struct sp_msgbuf *b);
 
 /* Decoders over one frame body. 0, or -1 with *error_r (static string). */
 int keyd_req_decode(const uint8_t *body, size_t len, struct keyd_req *req, const char **error_r);
 int keyd_reply_decode(const uint8_t *body, size_t len, struct keyd_reply *reply,
 		      const char **error_r);
-/* Returns the control message type (KEYD_CTL_NEWCHAN) or -1. */
+/* Returns the control message type (KEYD_CTL_NEWCHAN, KEYD_CTL_RELOAD) or -1. */
 int keyd_ctl_decode(const uint8_t *body, size_t len, const char **error_r);
 
 /* The key id both ends use: SHA-256 of the DER SubjectPublicKeyInfo of

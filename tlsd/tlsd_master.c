@@ -425,6 +425,13 @@ static void child_gone(struct master *m, struct child *c, int status)
 		m->reload_failed++;
 		m->reload_waiting--;
 	}
+	if (c->kind == TLSD_PROC_KEYD && WIFEXITED(status) && WEXITSTATUS(status) == KEYD_EXIT_CONFIG) {
+		/* a wrong PIN or a bad key: restarting would only retry the PIN */
+		sp_log(SP_LOG_ERR, "keyd_config_error", "status=%d note=\"keyd is not restarted "
+		       "until the next reload (SIGHUP); see its startup error\"", KEYD_EXIT_CONFIG);
+		c->restart_at_ms = 0;
+		return;
+	}
 	if (!m->stopping)
 		schedule_restart(m, c);
 }
@@ -504,25 +511,22 @@ static void reload(struct master *m)
 	sp_log(SP_LOG_INFO, "reload", "generation=%llu config=%s", (unsigned long long)m->generation,
 	       m->conf_path);
 
-	/* keyd loads keys only at start: a fresh keyd serves the new
-	 * certificates; the old one is retired once the workers have moved. */
-	if (m->keyd.pid != 0) {
-		for (size_t i = 0; i < MAX_RETIRING; i++) {
-			if (m->retiring[i] == 0) {
-				m->retiring[i] = m->keyd.pid;
-				break;
-			}
-		}
-		if (kill(m->keyd.pid, SIGTERM) < 0)
-			sp_log(SP_LOG_WARN, "reload", "keyd=%d err=\"kill: %s\"", (int)m->keyd.pid,
+	/* keyd reloads in place (KEYD_CTL_RELOAD): it loads the new keys
+	 * while it goes on serving, so no key operation in flight is lost. A
+	 * keyd that is not running (stopped on a configuration error) starts. */
+	if (m->keyd.pid != 0 && m->keyd.ctl_fd >= 0) {
+		struct sp_msgbuf b;
+
+		sp_msgbuf_init(&b, KEYD_MAX_FRAME);
+		if (keyd_ctl_encode_reload(&b) < 0 || sp_fd_send(m->keyd.ctl_fd, -1, b.data, b.len) < 0)
+			sp_log(SP_LOG_ERR, "reload", "keyd=%d err=\"%s\"", (int)m->keyd.pid,
 			       strerror(errno));
-		close(m->keyd.ctl_fd);
-		m->keyd.ctl_fd = -1;
-		m->keyd.pid = 0;
+		sp_msgbuf_release(&b);
+	} else if (m->keyd.pid == 0) {
+		m->keyd.backoff_ms = 0;
+		if (keyd_spawn(m) < 0)
+			schedule_restart(m, &m->keyd);
 	}
-	m->keyd.backoff_ms = 0;
-	if (keyd_spawn(m) < 0)
-		schedule_restart(m, &m->keyd);
 
 	m->reload_ok = m->reload_failed = 0;
 	m->reload_waiting = 0;
