@@ -79,7 +79,7 @@ struct p11_key *p11_keygen(struct p11_token *tok, enum p11_keygen_type type,
 {
 	CK_MECHANISM mech = { CKM_RSA_PKCS_KEY_PAIR_GEN, NULL, 0 };
 	CK_ULONG bits = 2048;
-	CK_ATTRIBUTE pubt[8], privt[8];
+	CK_ATTRIBUTE pubt[8], privt[12];
 	CK_ULONG npub = 0, npriv = 0;
 	CK_OBJECT_HANDLE pub, priv;
 	CK_SESSION_HANDLE s;
@@ -125,6 +125,10 @@ struct p11_key *p11_keygen(struct p11_token *tok, enum p11_keygen_type type,
 	privt[npriv++] = ATTR(CKA_SENSITIVE, &ck_true, 1);
 	privt[npriv++] = ATTR(CKA_EXTRACTABLE, &ck_false, 1);
 	privt[npriv++] = ATTR(CKA_SIGN, &ck_true, 1);
+	/* a TLS server key only signs (RSA key exchange is off): nothing else */
+	privt[npriv++] = ATTR(CKA_DECRYPT, &ck_false, 1);
+	privt[npriv++] = ATTR(CKA_UNWRAP, &ck_false, 1);
+	privt[npriv++] = ATTR(CKA_DERIVE, &ck_false, 1);
 	privt[npriv++] = ATTR(CKA_LABEL, nickname, nlen);
 	privt[npriv++] = ATTR(CKA_ID, id, sizeof(id));
 
@@ -272,6 +276,9 @@ struct p11_key *p11_key_import(struct p11_token *tok, EVP_PKEY *pkey, const char
 	privt[npriv++] = ATTR(CKA_SENSITIVE, &ck_true, 1);
 	privt[npriv++] = ATTR(CKA_EXTRACTABLE, &ck_false, 1);
 	privt[npriv++] = ATTR(CKA_SIGN, &ck_true, 1);
+	privt[npriv++] = ATTR(CKA_DECRYPT, &ck_false, 1);
+	privt[npriv++] = ATTR(CKA_UNWRAP, &ck_false, 1);
+	privt[npriv++] = ATTR(CKA_DERIVE, &ck_false, 1);
 	privt[npriv++] = ATTR(CKA_LABEL, nickname, strlen(nickname));
 	privt[npriv++] = ATTR(CKA_ID, id, id_len);
 	pubt[npub++] = ATTR(CKA_CLASS, &cpub, sizeof(cpub));

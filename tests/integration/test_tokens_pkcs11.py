@@ -95,6 +95,9 @@ def test_request_on_token_signed_by_token(hsm, ca, tmp_path):
     # the key is on the token: sensitive, never extractable
     priv = private_key_object(hsm.pkcs11_tool("--list-objects"), "Hsm-Cert")
     assert "sensitive" in priv and "never extractable" in priv, priv
+    # and it can only sign: no decrypt, unwrap or derive
+    usage = [l for l in priv.splitlines() if "Usage:" in l][0]
+    assert "sign" in usage and not any(u in usage for u in ("decrypt", "unwrap", "derive")), priv
     crt = sign_csr(ca, csr, tmp_path / "tok.crt")
     hsm.tokens("add-cert", "Hsm-Cert", crt, check=OK)
     r = hsm.tokens("show-cert", "Hsm-Cert", check=OK)
