@@ -78,6 +78,28 @@ def port_open(port):
         return False
 
 
+def unreachable_parent(path, uid, gid):
+    """The first ancestor of path that uid/gid cannot search, or None."""
+    d = os.path.dirname(os.path.abspath(path))
+    chain = []
+    while True:
+        chain.append(d)
+        if d == "/":
+            break
+        d = os.path.dirname(d)
+    for d in reversed(chain):
+        st = os.stat(d)
+        if st.st_uid == uid:
+            bit = 0o100
+        elif st.st_gid == gid:
+            bit = 0o010
+        else:
+            bit = 0o001
+        if not st.st_mode & bit:
+            return d
+    return None
+
+
 def write_private(path, text):
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:
@@ -200,16 +222,22 @@ class Instance:
         tokens = self.bin("tokens")
         crt = os.path.join(self.pki, "server.crt")
         if tokens:
-            t = [tokens, "-d", self.certdb, "-W", self.pinfile]
-            run(t + ["generate-certdb"], env=hsm_env)
+            common = ["-d", self.certdb, "-W", self.pinfile]
+            run([tokens, "generate-certdb"] + common, env=hsm_env)
+            # generate-certdb makes a self-signed Server-Cert in the internal
+            # token; the instance's Server-Cert lives on the PKCS#11 token.
+            run([tokens, "remove-cert"] + common + [SERVER_NICK], env=hsm_env)
             csr = os.path.join(self.pki, "server.csr")
-            run(t + ["--module", SOFTHSM_MODULE, "--token", TOKEN_LABEL, "request-cert", "--name", "localhost",
-                     "--org", "Sealpost Demo", "--key", "ecp256", "-F", "ascii", "-o", csr, SERVER_NICK],
-                env=hsm_env)
+            # SoftHSM2 is in p11-kit's registry, which the CLI reads; the
+            # private SOFTHSM2_CONF selects this instance's token directory.
+            run([tokens, "request-cert"] + common +
+                ["--token", TOKEN_LABEL, "--name", "localhost", "--org", "Sealpost Demo",
+                 "--san", "DNS:localhost,IP:127.0.0.1", "--key", "ecp256", "-F", "ascii", "-o", csr,
+                 SERVER_NICK], env=hsm_env)
             self._sign_server_csr(csr, crt)
-            run(t + ["add-cert", SERVER_NICK, crt], env=hsm_env)
-            run(t + ["add-cert", "-C", "Sealpost Demo CA", os.path.join(self.pki, "ca.crt"),
-                     "--trust", "server,client"], env=hsm_env)
+            run([tokens, "add-cert"] + common + [SERVER_NICK, crt], env=hsm_env)
+            run([tokens, "add-cert"] + common + ["-C", "--trust", "server,client", "Sealpost Demo CA",
+                                                 os.path.join(self.pki, "ca.crt")], env=hsm_env)
             return True
         # Internal token: the same layout the tokens CLI writes (certdb/certdb.h).
         key = os.path.join(self.pki, "server.key")
@@ -250,11 +278,30 @@ class Instance:
             lines.append("%s:%s:quota=100m" % (addr, h))
         write_private(os.path.join(self.conf_dir, "users"), "\n".join(lines) + "\n")
 
+    def _run_as(self):
+        """(user, group) the daemons drop to. As root: nobody, when nobody can
+        reach the instance directory through its parents; otherwise the
+        daemons would fail to read their files, so the demo keeps root and
+        says so (choose an INSTANCE under a directory others may traverse)."""
+        if os.geteuid() != 0:
+            return None
+        pw = pwd.getpwnam("nobody")
+        blocked = unreachable_parent(self.dir, pw.pw_uid, pw.pw_gid)
+        if blocked is None:
+            return ("nobody", "nogroup")
+        say("WARNING: user nobody cannot traverse %s, so the daemons of this demo keep root; "
+            "for unprivileged daemons use an instance directory others may traverse, "
+            "e.g. make run INSTANCE=/var/tmp/sealpost-demo" % blocked)
+        return ("root", "root")
+
     def _conf(self, env, services):
         handoff = os.path.join(self.rundir, "handoff.sock")
         backend = os.path.join(self.rundir, "smtp-backend.sock")
-        c = ["# Sealpost demo instance, made by scripts/instance.py",
-             "confdir = %s" % self.conf_dir,
+        run_as = self._run_as()
+        c = ["# Sealpost demo instance, made by scripts/instance.py"]
+        if run_as:
+            c += ["user = %s" % run_as[0], "group = %s" % run_as[1]]
+        c += ["confdir = %s" % self.conf_dir,
              "rundir = %s" % self.rundir,
              "log.level = info",
              "tlsd.workers = 2",
