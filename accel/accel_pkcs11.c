@@ -1,22 +1,18 @@
 /* The `pkcs11` backend: signatures on a PKCS#11 token through pkcs11/, on a
- * pool of worker threads as large as the token's session pool, so that
- * keyd's event loop never waits on the token. Finished operations are queued
- * and an eventfd wakes the loop, which runs their callbacks (accel.h). Health
+ * pool of worker threads (accel_pool.c) as large as the token's session
+ * pool, so that keyd's event loop never waits on the token; completions run
+ * on the loop thread (accel.h). Health
  * is the engine's business (accel.c: down after keyd.down_after failures,
  * probed until a test signature succeeds); the backend only counts. */
-#include <errno.h>
-#include <pthread.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
-#include <unistd.h>
 
 #include <openssl/objects.h>
 
 #include "accel/accel_pkcs11.h"
+#include "accel/accel_pool.h"
 #include "common/log.h"
 #include "common/xalloc.h"
 
@@ -31,7 +27,7 @@ struct pk_key {
 };
 
 struct pk_job {
-	struct pk_job *next;
+	struct accel_pool_job link;  /* first: the pool's view of the job */
 	struct pk_key *key;
 	struct accel_op op;
 	accel_done_fn *done;
@@ -44,16 +40,7 @@ struct pk_job {
 
 struct pk {
 	struct p11_token *tok;
-	pthread_mutex_t lock;
-	pthread_cond_t cond;
-	struct pk_job *todo_head, *todo_tail;  /* FIFO */
-	struct pk_job *done;                   /* LIFO, reversed by poll */
-	size_t queued, max_queue;
-	bool stop;
-	int efd;
-	pthread_t *threads;
-	unsigned nthreads;
-	atomic_int consecutive_failures;
+	struct accel_pool *pool;
 };
 
 static void key_unref(struct pk_key *k)
@@ -88,7 +75,7 @@ static int md_nid(int md)
 }
 
 /* Runs on a worker thread. */
-static void pk_sign(struct pk *p, struct pk_job *job)
+static void pk_sign(struct pk_job *job)
 {
 	const struct accel_op *op = &job->op;
 	enum p11_sign_scheme scheme;
@@ -123,87 +110,15 @@ static void pk_sign(struct pk *p, struct pk_job *job)
 	if (p11_sign(job->key->key, scheme, nid, salt, op->digest, op->digest_len, job->sig, &len,
 		     PK_SESSION_WAIT_MS, &job->why) < 0) {
 		job->status = ACCEL_ERR_FAILED;
-		atomic_fetch_add(&p->consecutive_failures, 1);
 		return;
 	}
-	atomic_store(&p->consecutive_failures, 0);
 	job->status = ACCEL_OK;
 	job->sig_len = len;
 }
 
-static void *pk_thread(void *arg)
+static void pk_run(void *ctx, struct accel_pool_job *pj)
 {
-	struct pk *p = arg;
-
-	for (;;) {
-		struct pk_job *job;
-		uint64_t one = 1;
-
-		pthread_mutex_lock(&p->lock);
-		while (!p->stop && p->todo_head == NULL)
-			pthread_cond_wait(&p->cond, &p->lock);
-		if (p->stop) {
-			pthread_mutex_unlock(&p->lock);
-			break;
-		}
-		job = p->todo_head;
-		p->todo_head = job->next;
-		if (p->todo_head == NULL)
-			p->todo_tail = NULL;
-		pthread_mutex_unlock(&p->lock);
-
-		pk_sign(p, job);
-
-		pthread_mutex_lock(&p->lock);
-		job->next = p->done;
-		p->done = job;
-		pthread_mutex_unlock(&p->lock);
-		/* an eventfd write only fails when the counter would overflow:
-		 * then a wakeup is pending anyway */
-		while (write(p->efd, &one, sizeof(one)) < 0 && errno == EINTR)
-			;
-	}
-	return NULL;
-}
-
-static int pk_submit(struct accel_backend *be, void *bkey, const struct accel_op *op,
-		     accel_done_fn *done, void *arg)
-{
-	struct pk *p = be->priv;
-	struct pk_key *k = bkey;
-	struct pk_job *job;
-
-	pthread_mutex_lock(&p->lock);
-	if (p->queued >= p->max_queue) {
-		pthread_mutex_unlock(&p->lock);
-		return -1;
-	}
-	p->queued++;
-	pthread_mutex_unlock(&p->lock);
-
-	job = sp_xcalloc(1, sizeof(*job));
-	atomic_fetch_add(&k->refs, 1);
-	job->key = k;
-	job->op = *op;
-	job->done = done;
-	job->arg = arg;
-
-	pthread_mutex_lock(&p->lock);
-	if (p->todo_tail != NULL)
-		p->todo_tail->next = job;
-	else
-		p->todo_head = job;
-	p->todo_tail = job;
-	pthread_cond_signal(&p->cond);
-	pthread_mutex_unlock(&p->lock);
-	return 0;
-}
-
-static int pk_completion_fd(const struct accel_backend *be)
-{
-	const struct pk *p = be->priv;
-
-	return p->efd;
+	pk_sign((struct pk_job *)pj);
 }
 
 static void job_free(struct pk_job *job)
@@ -213,37 +128,54 @@ static void job_free(struct pk_job *job)
 	free(job);
 }
 
+static void pk_deliver(void *ctx, struct accel_pool_job *pj)
+{
+	struct pk *p = ctx;
+	struct pk_job *job = (struct pk_job *)pj;
+
+	if (job->status != ACCEL_OK)
+		sp_log(SP_LOG_WARN, "pkcs11_sign_failed", "token=\"%s\" mech=%u error=\"%s\"",
+		       p11_token_label(p->tok), job->op.mech, job->why != NULL ? job->why : "?");
+	job->done(job->arg, job->status, job->sig, job->sig_len);
+	job_free(job);
+}
+
+static void pk_discard(void *ctx, struct accel_pool_job *pj)
+{
+	job_free((struct pk_job *)pj);
+}
+
+static int pk_submit(struct accel_backend *be, void *bkey, const struct accel_op *op,
+		     accel_done_fn *done, void *arg)
+{
+	struct pk *p = be->priv;
+	struct pk_key *k = bkey;
+	struct pk_job *job = sp_xcalloc(1, sizeof(*job));
+
+	atomic_fetch_add(&k->refs, 1);
+	job->key = k;
+	job->op = *op;
+	job->done = done;
+	job->arg = arg;
+	if (accel_pool_submit(p->pool, &job->link) < 0) {
+		job_free(job);
+		return -1;
+	}
+	return 0;
+}
+
+static int pk_completion_fd(const struct accel_backend *be)
+{
+	const struct pk *p = be->priv;
+
+	return accel_pool_fd(p->pool);
+}
+
 static void pk_poll(struct accel_backend *be)
 {
 	struct pk *p = be->priv;
-	struct pk_job *list, *fifo = NULL, *next;
-	uint64_t count;
-	size_t n = 0;
 
-	if (read(p->efd, &count, sizeof(count)) < 0 && errno != EAGAIN && errno != EINTR)
-		sp_log(SP_LOG_ERR, "pkcs11_eventfd", "error=\"%s\"", strerror(errno));
-	pthread_mutex_lock(&p->lock);
-	list = p->done;
-	p->done = NULL;
-	pthread_mutex_unlock(&p->lock);
-	for (; list != NULL; list = next) {  /* back to submission order */
-		next = list->next;
-		list->next = fifo;
-		fifo = list;
-		n++;
-	}
-	for (; fifo != NULL; fifo = next) {
-		next = fifo->next;
-		if (fifo->status != ACCEL_OK)
-			sp_log(SP_LOG_WARN, "pkcs11_sign_failed", "token=\"%s\" mech=%u error=\"%s\"",
-			       p11_token_label(p->tok), fifo->op.mech,
-			       fifo->why != NULL ? fifo->why : "?");
-		fifo->done(fifo->arg, fifo->status, fifo->sig, fifo->sig_len);
-		job_free(fifo);
-	}
-	pthread_mutex_lock(&p->lock);
-	p->queued -= n;
-	pthread_mutex_unlock(&p->lock);
+	accel_pool_poll(p->pool);
 }
 
 /* One judge of health: the engine, which sees errors and deadlines alike.
@@ -264,31 +196,12 @@ static void pk_key_free(struct accel_backend *be, void *bkey)
 static void pk_free(struct accel_backend *be)
 {
 	struct pk *p;
-	struct pk_job *job, *next;
-	unsigned i;
 
 	if (be == NULL)
 		return;
 	p = be->priv;
-	pthread_mutex_lock(&p->lock);
-	p->stop = true;
-	pthread_cond_broadcast(&p->cond);
-	pthread_mutex_unlock(&p->lock);
 	/* a worker inside C_Sign finishes it first (p11_sign is not cancellable) */
-	for (i = 0; i < p->nthreads; i++)
-		pthread_join(p->threads[i], NULL);
-	for (job = p->todo_head; job != NULL; job = next) {
-		next = job->next;
-		job_free(job);
-	}
-	for (job = p->done; job != NULL; job = next) {
-		next = job->next;
-		job_free(job);
-	}
-	close(p->efd);
-	pthread_cond_destroy(&p->cond);
-	pthread_mutex_destroy(&p->lock);
-	free(p->threads);
+	accel_pool_free(&p->pool);
 	free(p);
 	free(be);
 }
@@ -318,9 +231,6 @@ struct accel_backend *accel_pkcs11_new(struct p11_token *tok, unsigned threads,
 {
 	struct accel_backend *be;
 	struct pk *p;
-	sigset_t all, old;
-	unsigned i;
-	int err;
 
 	if (threads == 0)
 		threads = p11_token_pool_size(tok);
@@ -337,18 +247,9 @@ struct accel_backend *accel_pkcs11_new(struct p11_token *tok, unsigned threads,
 		max_queue = 1;
 	p = sp_xcalloc(1, sizeof(*p));
 	p->tok = tok;
-	p->max_queue = max_queue;
-	atomic_init(&p->consecutive_failures, 0);
-	p->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-	if (p->efd < 0) {
-		*error_r = sp_xasprintf("pkcs11 backend: eventfd: %s", strerror(errno));
-		free(p);
-		return NULL;
-	}
-	if ((err = pthread_mutex_init(&p->lock, NULL)) != 0 ||
-	    (err = pthread_cond_init(&p->cond, NULL)) != 0) {
-		*error_r = sp_xasprintf("pkcs11 backend: pthread init: %s", strerror(err));
-		close(p->efd);
+	p->pool = accel_pool_new("pkcs11 backend", threads, max_queue, 0, pk_run, pk_deliver,
+				 pk_discard, p, error_r);
+	if (p->pool == NULL) {
 		free(p);
 		return NULL;
 	}
@@ -356,21 +257,6 @@ struct accel_backend *accel_pkcs11_new(struct p11_token *tok, unsigned threads,
 	be->ops = &pk_ops;
 	be->priv = p;
 	snprintf(be->label, sizeof(be->label), "pkcs11:%s", p11_token_label(tok));
-	p->threads = sp_xcalloc(threads, sizeof(*p->threads));
-	/* signals belong to the loop thread (libevent's signal events) */
-	sigfillset(&all);
-	pthread_sigmask(SIG_SETMASK, &all, &old);
-	for (i = 0; i < threads; i++) {
-		err = pthread_create(&p->threads[i], NULL, pk_thread, p);
-		if (err != 0) {
-			pthread_sigmask(SIG_SETMASK, &old, NULL);
-			*error_r = sp_xasprintf("pkcs11 backend: pthread_create: %s", strerror(err));
-			pk_free(be);
-			return NULL;
-		}
-		p->nthreads++;
-	}
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	sp_log(SP_LOG_INFO, "pkcs11_backend", "token=\"%s\" threads=%u max_queue=%zu",
 	       p11_token_label(tok), threads, max_queue);
 	return be;

@@ -1,13 +1,9 @@
 /* The `soft` backend: private-key operations with OpenSSL in keyd's own
- * memory, on a small pool of threads so that keyd's event loop never waits
- * for a signature. Finished operations are queued and an eventfd wakes the
- * loop, which runs their callbacks (accel.h: completions on the loop thread). */
-#include <errno.h>
-#include <pthread.h>
-#include <signal.h>
+ * memory, on a small pool of threads (accel_pool.c) so that keyd's event
+ * loop never waits for a signature; completions run on the loop thread. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include <openssl/core_names.h>
@@ -15,6 +11,7 @@
 #include <openssl/rsa.h>
 
 #include "accel/accel.h"
+#include "accel/accel_pool.h"
 #include "common/log.h"
 #include "common/xalloc.h"
 
@@ -23,7 +20,7 @@
 #define SOFT_STACK_SIZE (512u << 10)
 
 struct soft_job {
-	struct soft_job *next;
+	struct accel_pool_job link;  /* first: the pool's view of the job */
 	EVP_PKEY *pkey;  /* own reference: the key may be freed while we run */
 	struct accel_op op;
 	accel_done_fn *done;
@@ -35,16 +32,7 @@ struct soft_job {
 };
 
 struct soft {
-	pthread_mutex_t lock;
-	pthread_cond_t cond;
-	struct soft_job *todo_head, *todo_tail;  /* FIFO */
-	struct soft_job *done;                   /* LIFO, reversed by poll */
-	size_t queued;                           /* todo + running + done */
-	size_t max_queue;
-	bool stop;
-	int efd;
-	pthread_t *threads;
-	unsigned nthreads;
+	struct accel_pool *pool;
 	EVP_MD *mds[MD_SLOTS];
 };
 
@@ -129,79 +117,9 @@ out:
 	EVP_PKEY_CTX_free(ctx);
 }
 
-static void *soft_thread(void *arg)
+static void soft_run(void *ctx, struct accel_pool_job *pj)
 {
-	struct soft *s = arg;
-
-	for (;;) {
-		struct soft_job *job;
-		uint64_t one = 1;
-
-		pthread_mutex_lock(&s->lock);
-		while (!s->stop && s->todo_head == NULL)
-			pthread_cond_wait(&s->cond, &s->lock);
-		if (s->stop) {
-			pthread_mutex_unlock(&s->lock);
-			break;
-		}
-		job = s->todo_head;
-		s->todo_head = job->next;
-		if (s->todo_head == NULL)
-			s->todo_tail = NULL;
-		pthread_mutex_unlock(&s->lock);
-
-		soft_sign(s, job);
-
-		pthread_mutex_lock(&s->lock);
-		job->next = s->done;
-		s->done = job;
-		pthread_mutex_unlock(&s->lock);
-		/* an eventfd counter only fails to take a write when it would
-		 * overflow: then the loop has a wakeup pending anyway */
-		while (write(s->efd, &one, sizeof(one)) < 0 && errno == EINTR)
-			;
-	}
-	ERR_clear_error();
-	return NULL;
-}
-
-static int soft_submit(struct accel_backend *be, void *bkey, const struct accel_op *op,
-		       accel_done_fn *done, void *arg)
-{
-	struct soft *s = be->priv;
-	struct soft_job *job;
-
-	pthread_mutex_lock(&s->lock);
-	if (s->queued >= s->max_queue) {
-		pthread_mutex_unlock(&s->lock);
-		return -1;
-	}
-	s->queued++;
-	pthread_mutex_unlock(&s->lock);
-
-	job = sp_xcalloc(1, sizeof(*job));
-	job->pkey = bkey;
-	EVP_PKEY_up_ref(job->pkey);
-	job->op = *op;
-	job->done = done;
-	job->arg = arg;
-
-	pthread_mutex_lock(&s->lock);
-	if (s->todo_tail != NULL)
-		s->todo_tail->next = job;
-	else
-		s->todo_head = job;
-	s->todo_tail = job;
-	pthread_cond_signal(&s->cond);
-	pthread_mutex_unlock(&s->lock);
-	return 0;
-}
-
-static int soft_completion_fd(const struct accel_backend *be)
-{
-	const struct soft *s = be->priv;
-
-	return s->efd;
+	soft_sign(ctx, (struct soft_job *)pj);
 }
 
 static void job_free(struct soft_job *job)
@@ -210,36 +128,51 @@ static void job_free(struct soft_job *job)
 	sp_free_secret(job, sizeof(*job));  /* the digest and signature are not secret, but cheap */
 }
 
+static void soft_deliver(void *ctx, struct accel_pool_job *pj)
+{
+	struct soft_job *job = (struct soft_job *)pj;
+
+	if (job->status != ACCEL_OK)
+		sp_log(SP_LOG_WARN, "soft_sign_failed", "mech=%u error=\"%s\"", job->op.mech, job->why);
+	job->done(job->arg, job->status, job->sig, job->sig_len);
+	job_free(job);
+}
+
+static void soft_discard(void *ctx, struct accel_pool_job *pj)
+{
+	job_free((struct soft_job *)pj);
+}
+
+static int soft_submit(struct accel_backend *be, void *bkey, const struct accel_op *op,
+		       accel_done_fn *done, void *arg)
+{
+	struct soft *s = be->priv;
+	struct soft_job *job = sp_xcalloc(1, sizeof(*job));
+
+	job->pkey = bkey;
+	EVP_PKEY_up_ref(job->pkey);
+	job->op = *op;
+	job->done = done;
+	job->arg = arg;
+	if (accel_pool_submit(s->pool, &job->link) < 0) {
+		job_free(job);
+		return -1;
+	}
+	return 0;
+}
+
+static int soft_completion_fd(const struct accel_backend *be)
+{
+	const struct soft *s = be->priv;
+
+	return accel_pool_fd(s->pool);
+}
+
 static void soft_poll(struct accel_backend *be)
 {
 	struct soft *s = be->priv;
-	struct soft_job *list, *fifo = NULL, *next;
-	uint64_t count;
-	size_t n = 0;
 
-	if (read(s->efd, &count, sizeof(count)) < 0 && errno != EAGAIN && errno != EINTR)
-		sp_log(SP_LOG_ERR, "soft_eventfd", "error=\"%s\"", strerror(errno));
-	pthread_mutex_lock(&s->lock);
-	list = s->done;
-	s->done = NULL;
-	pthread_mutex_unlock(&s->lock);
-	for (; list != NULL; list = next) {  /* back to submission order */
-		next = list->next;
-		list->next = fifo;
-		fifo = list;
-		n++;
-	}
-	for (; fifo != NULL; fifo = next) {
-		next = fifo->next;
-		if (fifo->status != ACCEL_OK)
-			sp_log(SP_LOG_WARN, "soft_sign_failed", "mech=%u error=\"%s\"", fifo->op.mech,
-			       fifo->why);
-		fifo->done(fifo->arg, fifo->status, fifo->sig, fifo->sig_len);
-		job_free(fifo);
-	}
-	pthread_mutex_lock(&s->lock);
-	s->queued -= n;
-	pthread_mutex_unlock(&s->lock);
+	accel_pool_poll(s->pool);
 }
 
 static bool soft_healthy(const struct accel_backend *be)
@@ -252,35 +185,19 @@ static void soft_key_free(struct accel_backend *be, void *bkey)
 	EVP_PKEY_free(bkey);
 }
 
-static void soft_free(struct accel_backend *be)
+static void soft_state_free(struct soft *s)
 {
-	struct soft *s;
-	struct soft_job *job, *next;
-
-	if (be == NULL)
-		return;
-	s = be->priv;
-	pthread_mutex_lock(&s->lock);
-	s->stop = true;
-	pthread_cond_broadcast(&s->cond);
-	pthread_mutex_unlock(&s->lock);
-	for (unsigned i = 0; i < s->nthreads; i++)
-		pthread_join(s->threads[i], NULL);
-	for (job = s->todo_head; job != NULL; job = next) {
-		next = job->next;
-		job_free(job);
-	}
-	for (job = s->done; job != NULL; job = next) {
-		next = job->next;
-		job_free(job);
-	}
+	accel_pool_free(&s->pool);
 	for (size_t i = 0; i < MD_SLOTS; i++)
 		EVP_MD_free(s->mds[i]);
-	close(s->efd);
-	pthread_cond_destroy(&s->cond);
-	pthread_mutex_destroy(&s->lock);
-	free(s->threads);
 	free(s);
+}
+
+static void soft_free(struct accel_backend *be)
+{
+	if (be == NULL)
+		return;
+	soft_state_free(be->priv);
 	free(be);
 }
 
@@ -306,9 +223,6 @@ struct accel_backend *accel_soft_new(unsigned threads, size_t max_queue, char **
 {
 	struct accel_backend *be;
 	struct soft *s;
-	pthread_attr_t attr;
-	sigset_t all, old;
-	int err;
 
 	if (threads == 0) {
 		long n = sysconf(_SC_NPROCESSORS_ONLN);
@@ -323,56 +237,23 @@ struct accel_backend *accel_soft_new(unsigned threads, size_t max_queue, char **
 	if (max_queue == 0)
 		max_queue = 1;
 	s = sp_xcalloc(1, sizeof(*s));
-	s->max_queue = max_queue;
 	for (int md = ACCEL_MD_SHA1; md <= ACCEL_MD_SHA512; md++) {
 		s->mds[md] = EVP_MD_fetch(NULL, accel_md_name(md), NULL);
 		if (s->mds[md] == NULL) {
 			*error_r = sp_xasprintf("soft backend: OpenSSL has no %s", accel_md_name(md));
-			goto fail_md;
+			soft_state_free(s);
+			return NULL;
 		}
 	}
-	s->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-	if (s->efd < 0) {
-		*error_r = sp_xasprintf("soft backend: eventfd: %s", strerror(errno));
-		goto fail_md;
-	}
-	if ((err = pthread_mutex_init(&s->lock, NULL)) != 0 ||
-	    (err = pthread_cond_init(&s->cond, NULL)) != 0) {
-		*error_r = sp_xasprintf("soft backend: pthread init: %s", strerror(err));
-		close(s->efd);
-		goto fail_md;
+	/* small stacks: a signature needs little, and keyd locks its memory */
+	s->pool = accel_pool_new("soft backend", threads, max_queue, SOFT_STACK_SIZE, soft_run,
+				 soft_deliver, soft_discard, s, error_r);
+	if (s->pool == NULL) {
+		soft_state_free(s);
+		return NULL;
 	}
 	be = sp_xcalloc(1, sizeof(*be));
 	be->ops = &soft_ops;
 	be->priv = s;
-	s->threads = sp_xcalloc(threads, sizeof(*s->threads));
-	/* small stacks: a signature needs little, and keyd locks its memory */
-	if ((err = pthread_attr_init(&attr)) != 0 ||
-	    (err = pthread_attr_setstacksize(&attr, SOFT_STACK_SIZE)) != 0) {
-		*error_r = sp_xasprintf("soft backend: pthread attr: %s", strerror(err));
-		soft_free(be);
-		return NULL;
-	}
-	/* signals belong to the loop thread (libevent's signal events) */
-	sigfillset(&all);
-	pthread_sigmask(SIG_SETMASK, &all, &old);
-	for (unsigned i = 0; i < threads; i++) {
-		err = pthread_create(&s->threads[i], &attr, soft_thread, s);
-		if (err != 0) {
-			pthread_sigmask(SIG_SETMASK, &old, NULL);
-			pthread_attr_destroy(&attr);
-			*error_r = sp_xasprintf("soft backend: pthread_create: %s", strerror(err));
-			soft_free(be);
-			return NULL;
-		}
-		s->nthreads++;
-	}
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	pthread_attr_destroy(&attr);
 	return be;
-fail_md:
-	for (size_t i = 0; i < MD_SLOTS; i++)
-		EVP_MD_free(s->mds[i]);
-	free(s);
-	return NULL;
 }
