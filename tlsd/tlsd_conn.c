@@ -332,7 +332,7 @@ static enum step backend_connect(struct tlsd_conn *c)
 	if (backend_events(c) < 0)
 		return STEP_END;
 	relay_buffers(c);
-	hlen = sp_proxy2_encode(&c->info, c->c2b.data, c->c2b.cap);
+	hlen = sp_proxy2_encode(&c->info, c->c2b.data + c->c2b.end, tlsd_buf_space(&c->c2b));
 	if (hlen < 0) {
 		c->reason = "facts_encode";
 		return STEP_END;
@@ -461,7 +461,9 @@ static void conn_arm(struct tlsd_conn *c)
 		break;
 	case TLSD_CONN_RELAY:
 		wants[0] = WANT_NOTHING;
-		bread = !c->backend_eof && tlsd_buf_space(&c->b2c) > 0;
+		tlsd_buf_release_if_empty(&c->c2b);
+		tlsd_buf_release_if_empty(&c->b2c);
+		bread = !c->backend_eof && !tlsd_buf_full(&c->b2c);
 		bwrite = tlsd_buf_len(&c->c2b) > 0;
 		break;
 	case TLSD_CONN_DRAIN_ASYNC:

@@ -74,7 +74,9 @@ struct tlsd_conn {
 void tlsd_buf_init(struct tlsd_buf *b, size_t cap);
 void tlsd_buf_free(struct tlsd_buf *b);
 size_t tlsd_buf_len(const struct tlsd_buf *b);
-size_t tlsd_buf_space(struct tlsd_buf *b);  /* compacts when useful */
+size_t tlsd_buf_space(struct tlsd_buf *b);  /* allocates if needed; compacts when useful */
+bool tlsd_buf_full(const struct tlsd_buf *b);
+void tlsd_buf_release_if_empty(struct tlsd_buf *b);  /* an empty buffer holds no memory */
 
 /* One pass of the relay (RELAY state). Returns 0 = wait for events, 1 = both
  * directions are finished, -1 = error (c->reason set). */
