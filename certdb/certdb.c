@@ -330,7 +330,8 @@ int sp_certdb_load_crls(const struct sp_certdb *db, STACK_OF(X509_CRL) **crls_r,
 		*error_r = sp_xasprintf("%s: readdir: %s", dirpath, strerror(errno));
 		goto out;
 	}
-	qsort(names, count, sizeof(*names), name_cmp);  /* deterministic order */
+	if (count > 1)  /* qsort(NULL, 0, ..) is undefined */
+		qsort(names, count, sizeof(*names), name_cmp);  /* deterministic order */
 	for (size_t i = 0; i < count; i++) {
 		char *path = sp_xasprintf("%s/%s", dirpath, names[i]), *buf, *why;
 		X509_CRL *crl;
