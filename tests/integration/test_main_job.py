@@ -5,6 +5,7 @@ promises; `stop` must leave no process of the instance behind."""
 
 import json
 import os
+import pwd
 import subprocess
 
 import spfix
@@ -31,6 +32,32 @@ def procs_of(d):
         if d in cmd and state != "Z" and int(pid) != os.getpid():
             found.append((pid, cmd))
     return found
+
+
+def daemon_procs(d):
+    """(pid, uid, command) of every process in the daemons' process groups
+    (each daemon is started in its own session; its pid file names it)."""
+    groups = set()
+    piddir = os.path.join(d, "pids")
+    for f in os.listdir(piddir):
+        with open(os.path.join(piddir, f)) as fh:
+            groups.add(int(fh.read().strip()))
+    out = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % pid) as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+            with open("/proc/%s/status" % pid) as fh:
+                uid = int([l for l in fh if l.startswith("Uid:")][0].split()[2])  # effective
+            with open("/proc/%s/cmdline" % pid, "rb") as fh:
+                cmd = fh.read().replace(b"\0", b" ").decode(errors="replace")
+        except (OSError, IndexError):
+            continue
+        if int(fields[3]) in groups and fields[0] != "Z":
+            out.append((int(pid), uid, cmd))
+    return out
 
 
 def test_main_job_background_cheatsheet_and_clean_stop(tmp_path):
@@ -66,10 +93,9 @@ def test_main_job_background_cheatsheet_and_clean_stop(tmp_path):
         st = instance("status", d)
         assert st.returncode == 0, st.stdout
         if os.geteuid() == 0:
-            users = {line.split()[0] for line in subprocess.run(
-                ["ps", "-o", "user=,args=", "-e"], stdout=subprocess.PIPE, text=True).stdout.splitlines()
-                if d in line}
-            assert users == {"nobody"}, "daemons should run unprivileged: %r" % users
+            procs = daemon_procs(d)
+            assert procs and all(uid == pwd.getpwnam("nobody").pw_uid for _, uid, _ in procs), \
+                "daemons should run unprivileged: %r" % procs
         # a second start reuses the instance and refuses to run it twice
         again = instance("start", d)
         assert again.returncode != 0 and "already running" in again.stdout, again.stdout
