@@ -3,6 +3,8 @@ internal token): the CLI and the daemons agree on the certdb format."""
 
 import os
 import re
+import signal
+import ssl
 import subprocess
 
 import pytest
@@ -31,3 +33,31 @@ def test_tlsd_serves_cert_added_by_cli(daemons, tmp_path, pki, free_port):
     got = subprocess.run(["openssl", "x509", "-noout", "-fingerprint", "-sha256"], input=pem,
                          stdout=subprocess.PIPE, text=True).stdout.split("=", 1)[1].strip()
     assert got == fp
+
+
+def test_crl_added_by_cli_then_sighup_refuses_revoked_client(daemons, tmp_path, pki, free_port):
+    """The administrator's path for a revocation: `tokens crl add`, SIGHUP,
+    and tlsd now reports bob's certificate as revoked (verify 23) and, where
+    client certificates are required, refuses the handshake."""
+    t = Tlsd(daemons, tmp_path, pki, free_port, copy_certdb=True, clientauth="request")
+    certdb = os.path.join(t.confdir, "certdb")
+    for f in os.listdir(os.path.join(certdb, "crls")):  # start with no CRL at all
+        os.unlink(os.path.join(certdb, "crls", f))
+    t.start()
+    assert t.facts(cert="bob")["verify"] == "0"      # not revoked yet: verified
+    r = subprocess.run([spfix.bin_path("tokens"), "crl", "add", "-d", certdb, pki.crl],
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=60)
+    assert r.returncode == 0, r.stdout
+    n = t.log().count("event=reload_done")
+    t.tlsd.signal(signal.SIGHUP)
+    t.tlsd.wait_log("event=reload_done", count=n + 1)
+    assert t.facts(cert="bob")["verify"] == "23"     # X509_V_ERR_CERT_REVOKED
+    assert t.facts(cert="alice")["verify"] == "0"
+    # with client certificates required, the revoked one gets no session
+    t.write_conf(clientauth="require")
+    n = t.log().count("event=reload_done")
+    t.tlsd.signal(signal.SIGHUP)
+    t.tlsd.wait_log("event=reload_done", count=n + 1)
+    with pytest.raises((ssl.SSLError, ConnectionError, AssertionError)):
+        t.facts(cert="bob")
+    assert t.facts(cert="alice")["verify"] == "0"
