@@ -21,6 +21,9 @@ extern const struct sp_conf_key tlsd_conf_keys[];
 extern const struct sp_conf_key keyd_conf_keys[];
 extern const struct sp_conf_key p11_conf_keys[];
 extern const struct sp_conf_key mailcore_conf_keys[];
+extern const struct sp_conf_key mailcore_filter_conf_keys[];
+extern const struct sp_conf_key mailcore_imap_conf_keys[];
+extern const struct sp_conf_key mailcore_pop_conf_keys[];
 
 static const struct {
 	const char *component;
@@ -31,6 +34,9 @@ static const struct {
 	{ "keyd", keyd_conf_keys },
 	{ "pkcs11", p11_conf_keys },
 	{ "mailcore", mailcore_conf_keys },
+	{ "mailcore access filters", mailcore_filter_conf_keys },
+	{ "mailcore imap", mailcore_imap_conf_keys },
+	{ "mailcore pop", mailcore_pop_conf_keys },
 };
 
 int sp_conf_add_all(struct sp_conf *conf, char **error_r)

@@ -242,6 +242,25 @@ void mappings_lookup(const struct mappings *maps, const char *table, const char 
 		     struct mapping_result *res);
 
 /* ======================================================================
+ * The tables as one snapshot (dir_tables.c): reference-counted, so that
+ * SIGHUP can load new files while sessions keep the snapshot they started
+ * with. Whoever holds a pointer for longer than one event holds a ref.
+ * ==================================================================== */
+struct dir_tables {
+	struct dir_users *users;
+	struct dir_aliases *aliases;  /* may be NULL */
+	struct mappings *maps;        /* may be NULL */
+	_Atomic unsigned refs;
+};
+
+/* Loads all three (aliases_path / mappings_path may be NULL). One ref for
+ * the caller; NULL and *error_r (caller frees) if any file is refused. */
+struct dir_tables *dir_tables_load(const char *users_path, const char *aliases_path,
+				   const char *mappings_path, char **error_r);
+struct dir_tables *dir_tables_ref(struct dir_tables *t);   /* NULL-safe */
+void dir_tables_unref(struct dir_tables **t);              /* frees on the last */
+
+/* ======================================================================
  * Maildir store (store_maildir.c).
  * ==================================================================== */
 
@@ -257,6 +276,7 @@ enum store_status {
 	STORE_OK = 0,
 	STORE_TEMPFAIL = -1, /* I/O error: nothing was left in any new/ */
 	STORE_OVER_QUOTA = -2,
+	STORE_NOSPACE = -3,  /* ENOSPC, EDQUOT or EFBIG: nothing was kept */
 };
 
 /* Delivers the message (the concatenation of parts) to every target,
@@ -292,7 +312,7 @@ int store_maildir_path(const char *root, const char *address, char *buf, size_t 
  *   X-Sealpost-From: <sender>\r\n
  *   X-Sealpost-To: <recipient>\r\n      (one per recipient)
  *   \r\n
- * The queue manager (mailcore's second half) consumes it. */
+ * The queue manager (queue.h, queue_manager.c) consumes it. */
 
 /* ======================================================================
  * SMTP session (smtp_session.c): the protocol state machine, driven with
@@ -336,6 +356,17 @@ struct smtp_env {
 	const struct dir_users *users;
 	const struct dir_aliases *aliases; /* may be NULL */
 	const struct mappings *maps;       /* may be NULL */
+	/* When set, each session takes a ref at its start and uses these
+	 * tables instead of the three above (mailcore swaps it on SIGHUP). */
+	struct dir_tables *tables;
+	/* Called (on the loop) after a message was written to queue_dir, so
+	 * the queue manager looks at once; NULL = nobody to tell. */
+	void (*queued)(void *arg);
+	void *queued_arg;
+	/* Runs the store's writes and fsyncs and the crypt(3) checks off the
+	 * loop (store_pool.h); NULL = inline (unit tests). With a pool the
+	 * server must set a resume callback on each session. */
+	struct store_pool *pool;
 };
 
 /* What the server knows about the connection. */
@@ -385,6 +416,11 @@ void smtp_session_tls_ready(struct smtp_session *s, const struct sp_proxy_info *
  * smtp_session_timeout, which queues 421 4.4.2 and wants close. */
 long smtp_session_timeout_ms(const struct smtp_session *s);
 void smtp_session_timeout(struct smtp_session *s);
+
+/* With env->pool: a delivery or password job finished and the session
+ * moved on; the server writes its output and reads again. Called on the
+ * loop; the callback may free the session. */
+void smtp_session_set_resume(struct smtp_session *s, void (*resume)(void *arg), void *arg);
 
 /* For logs and tests. */
 const char *smtp_session_state_name(const struct smtp_session *s);

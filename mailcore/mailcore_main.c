@@ -1,6 +1,8 @@
-/* mailcore: the mail daemon (this first half: SMTP on 25, submission on
- * 587, and the PROXY v2 backend that tlsd relays implicit TLS to; local
- * delivery into Maildir; users file, aliases and the access mapping tables).
+/* mailcore: the mail daemon (SMTP on 25, submission on 587, and the PROXY
+ * v2 backend that tlsd relays implicit TLS to; local delivery into Maildir;
+ * users file, aliases and the access mapping tables, reloaded on SIGHUP;
+ * the outbound queue manager in the same event loop (SIGUSR1 = flush); a
+ * small thread pool for the store's fsyncs, crypt(3) and DNS lookups).
  *
  * SECURITY
  *   Trust: mailcore parses SMTP from the network. It never sees a private
@@ -8,7 +10,9 @@
  *   tlsd (the PROXY v2 header on the backend listener, or the STARTTLS
  *   handoff reply), never from a client on a plain listener.
  *   Touches: the store and spool directories (writes), the users, aliases
- *   and mappings files (reads), tlsd's handoff socket (connects). Password
+ *   and mappings files (reads), tlsd's handoff socket (connects), other
+ *   mail servers or the smarthost (connects out, STARTTLS as a client with
+ *   no key; their replies are parsed by smtpc_reply.c, which is fuzzed). Password
  *   hashes stay in memory; passwords are wiped after each check.
  *   Limits: every buffer is bounded (see mailcore.h and sealpost.conf keys). */
 #include <errno.h>
@@ -25,8 +29,12 @@
 #include "common/xalloc.h"
 #include "conf/conf.h"
 #include "config.h"
+#include "mailcore/imap.h"
 #include "mailcore/mailcore.h"
 #include "mailcore/mc_file.h"
+#include "mailcore/pop.h"
+#include "mailcore/queue.h"
+#include "mailcore/store_pool.h"
 
 struct mailcore {
 	struct sp_conf *conf;
@@ -34,11 +42,13 @@ struct mailcore {
 	char hostname[256];
 	char **domains;
 	size_t n_domains;
-	struct dir_users *users;
-	struct dir_aliases *aliases;
-	struct mappings *maps;
+	struct dir_tables *tables;  /* the current snapshot (SIGHUP swaps it) */
 	struct event_base *base;
 	struct smtp_server *srv;
+	struct imap_server *imap;  /* NULL while service.imap.* is unset */
+	struct pop_server *pop;
+	struct store_pool *pool;   /* fsyncs, crypt, DNS, queue files: off the loop */
+	struct queue_manager *qm;  /* outbound queue, in this loop; NULL = off */
 };
 
 static void usage(FILE *out)
@@ -93,14 +103,10 @@ static int setup(struct mailcore *mc, const char *conf_path, char **error_r)
 		}
 	}
 
-	mc->users = dir_users_load(sp_conf_str(mc->conf, "mailcore.users"), error_r);
-	if (mc->users == NULL)
-		return -1;
-	s = sp_conf_str(mc->conf, "mailcore.aliases");
-	if (s != NULL && (mc->aliases = dir_aliases_load(s, error_r)) == NULL)
-		return -1;
-	s = sp_conf_str(mc->conf, "mailcore.mappings");
-	if (s != NULL && (mc->maps = mappings_load(s, error_r)) == NULL)
+	mc->tables = dir_tables_load(sp_conf_str(mc->conf, "mailcore.users"),
+				     sp_conf_str(mc->conf, "mailcore.aliases"),
+				     sp_conf_str(mc->conf, "mailcore.mappings"), error_r);
+	if (mc->tables == NULL)
 		return -1;
 
 	mc->env = (struct smtp_env){
@@ -121,9 +127,10 @@ static int setup(struct mailcore *mc, const char *conf_path, char **error_r)
 			    sp_conf_bool(mc->conf, "service.smtp.starttls"),
 		.command_timeout_ms = (long)sp_conf_int(mc->conf, "mailcore.smtp.command_timeout"),
 		.data_timeout_ms = (long)sp_conf_int(mc->conf, "mailcore.smtp.data_timeout"),
-		.users = mc->users,
-		.aliases = mc->aliases,
-		.maps = mc->maps,
+		.users = mc->tables->users,
+		.aliases = mc->tables->aliases,
+		.maps = mc->tables->maps,
+		.tables = mc->tables,
 	};
 	if (mc->env.store_root == NULL || mc->env.store_root[0] != '/') {
 		*error_r = sp_xasprintf("mailcore.store must be an absolute path");
@@ -157,6 +164,14 @@ static int start_listeners(struct mailcore *mc, char **error_r)
 	}
 	if (backend != NULL && smtp_server_listen_backend(mc->srv, backend, error_r) < 0)
 		return -1;
+	if (imap_server_start(mc->base, mc->conf, mc->tables->users, mc->hostname, &mc->imap,
+			      error_r) < 0 ||
+	    pop_server_start(mc->base, mc->conf, mc->tables->users, mc->hostname, &mc->pop,
+			     error_r) < 0)
+		return -1;
+	/* connections take a ref of the current snapshot: SIGHUP swaps it */
+	imap_server_set_tables(mc->imap, &mc->tables);
+	pop_server_set_tables(mc->pop, &mc->tables);
 	return 0;
 }
 
@@ -184,15 +199,43 @@ static int drop_privileges(struct mailcore *mc, char **error_r)
 	return sp_privs_drop("mailcore", user, uid, gid, error_r);
 }
 
+/* SIGHUP: the users, aliases and mappings files again, as a new snapshot.
+ * New sessions get it; running ones keep theirs (a ref) to their end. A
+ * file that does not parse is refused and the old snapshot stays. */
+static void reload_tables(struct mailcore *mc)
+{
+	char *error = NULL;
+	struct dir_tables *t = dir_tables_load(sp_conf_str(mc->conf, "mailcore.users"),
+					       sp_conf_str(mc->conf, "mailcore.aliases"),
+					       sp_conf_str(mc->conf, "mailcore.mappings"), &error);
+
+	if (t == NULL) {
+		sp_log(SP_LOG_ERR, "reload", "result=refused why=\"%s\" (the old tables stay)",
+		       error != NULL ? error : "");
+		free(error);
+		return;
+	}
+	dir_tables_unref(&mc->tables);
+	mc->tables = t;
+	mc->env.tables = t;
+	mc->env.users = t->users;
+	mc->env.aliases = t->aliases;
+	mc->env.maps = t->maps;
+	sp_log(SP_LOG_NOTICE, "reload", "result=ok users=%zu", dir_users_count(t->users));
+}
+
 static void on_signal(evutil_socket_t sig, short what, void *arg)
 {
 	struct mailcore *mc = arg;
 
 	(void)what;
+	if (sig == SIGUSR1) {
+		/* spqueue flush */
+		queue_manager_kick(mc->qm, true);
+		return;
+	}
 	if (sig == SIGHUP) {
-		/* Reloading the tables under live sessions is the next step;
-		 * until then a HUP must not kill the daemon. */
-		sp_log(SP_LOG_NOTICE, "reload", "result=unsupported");
+		reload_tables(mc);
 		return;
 	}
 	sp_log(SP_LOG_NOTICE, "shutdown", "signal=%d connections=%u", (int)sig,
@@ -200,14 +243,45 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 	event_base_loopbreak(mc->base);
 }
 
+static void on_queued(void *arg)
+{
+	queue_manager_kick(arg, false);
+}
+
+/* The store pool and the queue manager, once privileges are dropped (their
+ * files belong to the unprivileged user). */
+static int start_queue(struct mailcore *mc, char **error_r)
+{
+	mc->pool = store_pool_new(mc->base, (unsigned)sp_conf_int(mc->conf, "mailcore.pool.threads"),
+				  (unsigned)sp_conf_int(mc->conf, "mailcore.pool.max_queued"), error_r);
+	if (mc->pool == NULL)
+		return -1;
+	mc->env.pool = mc->pool;
+	imap_server_set_pool(mc->imap, mc->pool);
+	pop_server_set_pool(mc->pop, mc->pool);
+	if (mc->env.queue_dir == NULL || !sp_conf_bool(mc->conf, "mailcore.queue.delivery"))
+		return 0;
+	mc->qm = queue_manager_new(mc->base, mc->pool, &mc->env, mc->conf, error_r);
+	if (mc->qm == NULL)
+		return -1;
+	mc->env.queued = on_queued;
+	mc->env.queued_arg = mc->qm;
+	return 0;
+}
+
 static void teardown(struct mailcore *mc)
 {
 	smtp_server_free(&mc->srv);
+	imap_server_free(&mc->imap);
+	pop_server_free(&mc->pop);
+	/* the pool's last completions run with the queue manager still there,
+	 * which starts nothing new once stopped */
+	queue_manager_stop(mc->qm);
+	store_pool_free(&mc->pool);
+	queue_manager_free(&mc->qm);
 	if (mc->base != NULL)
 		event_base_free(mc->base);
-	dir_users_free(&mc->users);
-	dir_aliases_free(&mc->aliases);
-	mappings_free(&mc->maps);
+	dir_tables_unref(&mc->tables);
 	for (size_t i = 0; i < mc->n_domains; i++)
 		free(mc->domains[i]);
 	free(mc->domains);
@@ -220,8 +294,8 @@ int main(int argc, char **argv)
 	const char *conf_path = SP_SYSCONFDIR "/sealpost.conf";
 	bool check_only = false;
 	char *error = NULL;
-	struct event *sigs[3] = {NULL, NULL, NULL};
-	static const int signums[3] = {SIGTERM, SIGINT, SIGHUP};
+	struct event *sigs[4] = {NULL, NULL, NULL, NULL};
+	static const int signums[4] = {SIGTERM, SIGINT, SIGHUP, SIGUSR1};
 	int opt, rc = 1;
 
 	while ((opt = getopt(argc, argv, "c:th")) != -1) {
@@ -244,11 +318,13 @@ int main(int argc, char **argv)
 	}
 	if (check_only) {
 		printf("mailcore: configuration ok (%zu users, %zu domains)\n",
-		       dir_users_count(mc.users), mc.n_domains);
+		       dir_users_count(mc.tables->users), mc.n_domains);
 		teardown(&mc);
 		return 0;
 	}
-	if (signal(SIGPIPE, SIG_IGN) == SIG_ERR) {
+	/* SIGXFSZ: a write past RLIMIT_FSIZE fails with EFBIG (a temporary
+	 * store failure) instead of killing the daemon */
+	if (signal(SIGPIPE, SIG_IGN) == SIG_ERR || signal(SIGXFSZ, SIG_IGN) == SIG_ERR) {
 		fprintf(stderr, "mailcore: cannot ignore SIGPIPE\n");
 		teardown(&mc);
 		return 1;
@@ -259,14 +335,15 @@ int main(int argc, char **argv)
 		teardown(&mc);
 		return 1;
 	}
-	if (start_listeners(&mc, &error) < 0 || drop_privileges(&mc, &error) < 0) {
+	if (start_listeners(&mc, &error) < 0 || drop_privileges(&mc, &error) < 0 ||
+	    start_queue(&mc, &error) < 0) {
 		sp_log(SP_LOG_ERR, "startup_failed", "why=\"%s\"", error);
 		fprintf(stderr, "mailcore: %s\n", error);
 		free(error);
 		teardown(&mc);
 		return 1;
 	}
-	for (size_t i = 0; i < 3; i++) {
+	for (size_t i = 0; i < 4; i++) {
 		sigs[i] = evsignal_new(mc.base, signums[i], on_signal, &mc);
 		if (sigs[i] == NULL || evsignal_add(sigs[i], NULL) < 0) {
 			fprintf(stderr, "mailcore: cannot watch signals\n");
@@ -274,14 +351,14 @@ int main(int argc, char **argv)
 		}
 	}
 	sp_log(SP_LOG_INFO, "ready", "pid=%ld users=%zu domains=%zu", (long)getpid(),
-	       dir_users_count(mc.users), mc.n_domains);
+	       dir_users_count(mc.tables->users), mc.n_domains);
 	if (event_base_dispatch(mc.base) < 0) {
 		sp_log(SP_LOG_ERR, "event_loop_failed", "why=dispatch");
 		goto out;
 	}
 	rc = 0;
 out:
-	for (size_t i = 0; i < 3; i++)
+	for (size_t i = 0; i < 4; i++)
 		if (sigs[i] != NULL)
 			event_free(sigs[i]);
 	teardown(&mc);

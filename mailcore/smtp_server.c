@@ -123,6 +123,16 @@ static int conn_set_fd_events(struct smtp_conn *c)
 	return c->ev_read != NULL && c->ev_write != NULL ? 0 : -1;
 }
 
+/* A pool job of the session finished (delivery fsynced, password
+ * checked): the reply goes out and reading resumes. */
+static void conn_resume(void *arg)
+{
+	struct smtp_conn *c = arg;
+
+	arm_timer(c, smtp_session_timeout_ms(c->session));
+	conn_update(c);
+}
+
 static void conn_start_session(struct smtp_conn *c, const struct sp_proxy_info *tls)
 {
 	struct smtp_conn_info ci = {
@@ -133,6 +143,7 @@ static void conn_start_session(struct smtp_conn *c, const struct sp_proxy_info *
 	};
 
 	c->session = smtp_session_new(c->srv->env, &ci);
+	smtp_session_set_resume(c->session, conn_resume, c);
 	arm_timer(c, smtp_session_timeout_ms(c->session));
 }
 

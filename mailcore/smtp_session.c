@@ -19,6 +19,7 @@
 #include "common/log.h"
 #include "common/xalloc.h"
 #include "mailcore/mc_file.h"
+#include "mailcore/store_pool.h"
 
 #define ADDR_CAP (SMTP_LOCAL_PART_MAX + 1 + SMTP_DOMAIN_MAX + 1)
 #define MAX_TARGETS 1000   /* recipients after alias expansion, per transaction */
@@ -35,10 +36,14 @@ enum smtp_state {
 	SMTP_S_TLS_WAIT,  /* 220 to STARTTLS sent; input discarded (RFC 3207 4.2) */
 	SMTP_S_REFUSED,   /* 554 greeting (PORT_ACCESS): only QUIT (RFC 5321 3.1) */
 	SMTP_S_CLOSING,   /* 221 or 421 queued: close once written */
+	SMTP_S_STORING,   /* end of DATA: the store's fsyncs run on the pool; the 250
+			   * waits for them (RFC 5321 4.1.1.4, 6.1: accept = responsible) */
+	SMTP_S_AUTH_CHECK, /* AUTH: crypt(3) runs on the pool (slow by design) */
 };
 
 static const char *const state_names[] = {
 	"new", "init", "ready", "mail", "rcpt", "data", "auth", "tls_wait", "refused", "closing",
+	"storing", "auth_check",
 };
 
 enum smtp_event_kind {
@@ -50,6 +55,8 @@ enum smtp_event_kind {
 	SMTP_EV_TLS_READY,  /* tlsd finished the STARTTLS handshake */
 	SMTP_EV_TIMEOUT,
 	SMTP_EV_EOF,
+	SMTP_EV_STORED,        /* the delivery job finished (ev->job) */
+	SMTP_EV_AUTH_CHECKED,  /* the password job finished (ev->job) */
 };
 
 struct smtp_event {
@@ -59,6 +66,7 @@ struct smtp_event {
 	const char *line;
 	size_t line_len;
 	const struct sp_proxy_info *tls;
+	struct smtp_job *job;
 };
 
 enum sasl_step { SASL_PLAIN, SASL_LOGIN_USER, SASL_LOGIN_PASS, SASL_EXTERNAL };
@@ -74,8 +82,46 @@ struct mbuf {
 	size_t len, cap;
 };
 
+/* Work the session hands to the store pool: it owns copies of everything
+ * it touches on the pool thread (never the session), so a session that
+ * goes away meanwhile only orphans it (job->s = NULL). */
+enum smtp_job_kind { SMTP_JOB_STORE, SMTP_JOB_AUTH };
+
+struct smtp_job {
+	enum smtp_job_kind kind;
+	struct smtp_session *s;       /* NULL once the session is freed */
+	/* SMTP_JOB_STORE */
+	struct store_target *targets;
+	char **prefixes;
+	char (*paths)[4096];
+	size_t n_targets;
+	struct iovec parts[2];
+	char hdr[2048];
+	struct mbuf msg;              /* the message, moved out of the session */
+	char id[17];
+	bool held, any_remote;
+	size_t n_rcpts;
+	enum store_status st;
+	char *error;
+	const char *hostname;
+	bool busy;                    /* the pool was full: nothing was run */
+	/* SMTP_JOB_AUTH */
+	const struct dir_users *users;
+	struct dir_tables *tables;    /* keeps users alive while the job runs */
+	char user[SMTP_LOCAL_PART_MAX + 1 + SMTP_DOMAIN_MAX + 1];
+	char *pw;
+	size_t pw_len;
+	int rc;
+	const struct dir_user *du;
+};
+
 struct smtp_session {
 	const struct smtp_env *env;
+	/* the tables this session started with (a ref when env->tables is set) */
+	struct dir_tables *tables;
+	const struct dir_users *users;
+	const struct dir_aliases *aliases;
+	const struct mappings *maps;
 	enum smtp_state state;
 	enum smtp_listener listener;
 	enum smtp_channel base_channel; /* before AUTH */
@@ -114,6 +160,11 @@ struct smtp_session {
 
 	unsigned errors;
 	unsigned messages;
+
+	struct smtp_job *job;           /* work on the pool; the session waits */
+	bool job_running;
+	void (*resume)(void *arg);      /* the server's: a job finished, do I/O */
+	void *resume_arg;
 };
 
 /* ---------------------------------------------------------------- buffers */
@@ -222,7 +273,7 @@ static void map_client_cert(struct smtp_session *s)
 	    (t->tls_client & (SP_PP2_CLIENT_CERT_CONN | SP_PP2_CLIENT_CERT_SESS)) == 0 ||
 	    t->cert_email[0] == '\0')
 		return;
-	u = dir_users_find(s->env->users, t->cert_email);
+	u = dir_users_find(s->users, t->cert_email);
 	if (u != NULL && u->status == DIR_USER_ACTIVE)
 		snprintf(s->cert_user, sizeof(s->cert_user), "%s", u->address);
 }
@@ -244,7 +295,7 @@ static bool access_refused(struct smtp_session *s, const char *table, const char
 {
 	struct mapping_result r;
 
-	mappings_lookup(s->env->maps, table, probe, &r);
+	mappings_lookup(s->maps, table, probe, &r);
 	if (r.verdict != MAPPING_REJECT)
 		return false;
 	sp_log(SP_LOG_NOTICE, "smtp_access_refused", "client=%s table=%s", s->client_ip, table);
@@ -411,7 +462,7 @@ static enum smtp_state cmd_mail(struct smtp_session *s, const struct smtp_cmd *c
 /* A local recipient after alias expansion: must be a user that can receive. */
 static bool local_target_ok(struct smtp_session *s, const char *addr, const struct dir_user **u_r)
 {
-	const struct dir_user *u = dir_users_find(s->env->users, addr);
+	const struct dir_user *u = dir_users_find(s->users, addr);
 	char maildir[4096];
 	uint64_t used;
 
@@ -504,7 +555,7 @@ static enum smtp_state cmd_rcpt(struct smtp_session *s, const struct smtp_cmd *c
 			reply(s, 550, "5.1.1", "<%s>: User unknown", addr);
 			return s->state;
 		}
-		n_targets = dir_aliases_expand(s->env->aliases, norm, domain_is_local,
+		n_targets = dir_aliases_expand(s->aliases, norm, domain_is_local,
 					       (void *)s->env, targets, DIR_ALIAS_MAX_TARGETS);
 		if (n_targets < 0) {
 			reply(s, 550, "5.4.6", "<%s>: Alias expansion loops or is too wide", addr);
@@ -613,19 +664,39 @@ static enum smtp_state auth_failure(struct smtp_session *s, const char *user)
 	return SMTP_S_READY;
 }
 
+/* The password check (crypt_r) goes to the pool as a job; the session
+ * waits in SMTP_S_AUTH_CHECK and auth_checked() answers. */
 static enum smtp_state auth_check_password(struct smtp_session *s, const char *user,
 					   size_t user_len, const char *pw, size_t pw_len)
 {
-	char u[ADDR_CAP];
-	const struct dir_user *du;
+	struct smtp_job *j;
 
-	if (user_len >= sizeof(u))
+	if (user_len >= sizeof(j->user))
 		return auth_failure(s, NULL);
-	memcpy(u, user, user_len);
-	u[user_len] = '\0';
-	if (dir_users_verify(s->env->users, u, pw, pw_len, &du) < 0)
-		return auth_failure(s, u);
-	return auth_success(s, du->address);
+	j = sp_xcalloc(1, sizeof(*j));
+	j->kind = SMTP_JOB_AUTH;
+	j->users = s->users;
+	j->tables = dir_tables_ref(s->tables); /* the job may outlive the session */
+	memcpy(j->user, user, user_len);
+	j->user[user_len] = '\0';
+	j->pw = sp_xmalloc(pw_len + 1);
+	memcpy(j->pw, pw, pw_len);
+	j->pw[pw_len] = '\0';
+	j->pw_len = pw_len;
+	s->job = j;
+	return SMTP_S_AUTH_CHECK;
+}
+
+static enum smtp_state auth_checked(struct smtp_session *s, const struct smtp_job *j)
+{
+	if (j->busy) {
+		/* RFC 4954 6: a temporary failure, try again later */
+		reply(s, 454, "4.7.0", "Temporary authentication failure");
+		return SMTP_S_READY;
+	}
+	if (j->rc < 0)
+		return auth_failure(s, j->user);
+	return auth_success(s, j->du->address);
 }
 
 /* One SASL response (initial or continuation), decoded. */
@@ -813,84 +884,95 @@ static char *envelope_prefix(const struct smtp_session *s, bool all, size_t *len
 
 /* Delivers the message: to each local mailbox, plus one queue file for the
  * remote recipients; or, past holdlimit, one file in the hold spool. All
- * or nothing (store_maildir_deliver). Returns the reply to give. */
+ * or nothing (store_maildir_deliver). The writes and fsyncs run as a pool
+ * job; the session waits in SMTP_S_STORING and stored() answers. */
 static enum smtp_state deliver(struct smtp_session *s)
 {
-	struct store_target *targets = sp_xcalloc(s->n_rcpts + 1, sizeof(*targets));
-	char **prefixes = sp_xcalloc(s->n_rcpts + 1, sizeof(*prefixes));
-	char (*paths)[4096] = sp_xcalloc(s->n_rcpts + 1, sizeof(*paths));
-	size_t nt = 0;
-	bool held = s->env->holdlimit > 0 && s->env->hold_dir != NULL &&
-		    s->n_rcpt_cmds > s->env->holdlimit;
-	bool any_remote = false;
-	char id[17], hdr[2048], *error = NULL;
+	struct smtp_job *j = sp_xcalloc(1, sizeof(*j));
 	uint64_t rnd;
-	struct iovec parts[2];
-	enum store_status st = STORE_TEMPFAIL;
 
+	j->kind = SMTP_JOB_STORE;
+	j->targets = sp_xcalloc(s->n_rcpts + 1, sizeof(*j->targets));
+	j->prefixes = sp_xcalloc(s->n_rcpts + 1, sizeof(*j->prefixes));
+	j->paths = sp_xcalloc(s->n_rcpts + 1, sizeof(*j->paths));
+	j->held = s->env->holdlimit > 0 && s->env->hold_dir != NULL &&
+		  s->n_rcpt_cmds > s->env->holdlimit;
+	j->n_rcpts = s->n_rcpts;
+	j->st = STORE_TEMPFAIL;
+	j->hostname = s->env->hostname;
+	s->job = j;
 	if (getrandom(&rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd)) {
-		error = sp_xasprintf("getrandom failed");
-		goto out;
+		j->error = sp_xasprintf("getrandom failed");
+		return SMTP_S_STORING;
 	}
-	snprintf(id, sizeof(id), "%016llX", (unsigned long long)rnd);
-	parts[0].iov_base = hdr;
-	parts[0].iov_len = received_header(s, id, hdr, sizeof(hdr));
-	parts[1].iov_base = s->msg.data;
-	parts[1].iov_len = s->msg.len;
+	snprintf(j->id, sizeof(j->id), "%016llX", (unsigned long long)rnd);
+	j->parts[0].iov_base = j->hdr;
+	j->parts[0].iov_len = received_header(s, j->id, j->hdr, sizeof(j->hdr));
+	/* the message moves into the job: no copy */
+	j->msg = s->msg;
+	memset(&s->msg, 0, sizeof(s->msg));
+	j->parts[1].iov_base = j->msg.data;
+	j->parts[1].iov_len = j->msg.len;
 
-	for (size_t i = 0; i < s->n_rcpts && !held; i++) {
+	for (size_t i = 0; i < s->n_rcpts && !j->held; i++) {
 		const struct rcpt *r = &s->rcpts[i];
+		size_t nt = j->n_targets;
 
 		if (!r->local) {
-			any_remote = true;
+			j->any_remote = true;
 			continue;
 		}
-		if (store_maildir_path(s->env->store_root, r->addr, paths[nt], sizeof(paths[nt])) < 0) {
-			error = sp_xasprintf("no Maildir path for %s", r->addr);
-			goto out;
+		if (store_maildir_path(s->env->store_root, r->addr, j->paths[nt], sizeof(j->paths[nt])) < 0) {
+			j->error = sp_xasprintf("no Maildir path for %s", r->addr);
+			return SMTP_S_STORING;
 		}
-		prefixes[nt] = sp_xasprintf("Return-Path: <%s>\r\nDelivered-To: %s\r\n", s->from, r->addr);
-		targets[nt].maildir = paths[nt];
-		targets[nt].quota = r->user != NULL ? r->user->quota : 0;
-		targets[nt].prefix = prefixes[nt];
-		targets[nt].prefix_len = strlen(prefixes[nt]);
-		nt++;
+		j->prefixes[nt] = sp_xasprintf("Return-Path: <%s>\r\nDelivered-To: %s\r\n", s->from, r->addr);
+		j->targets[nt].maildir = j->paths[nt];
+		j->targets[nt].quota = r->user != NULL ? r->user->quota : 0;
+		j->targets[nt].prefix = j->prefixes[nt];
+		j->targets[nt].prefix_len = strlen(j->prefixes[nt]);
+		j->n_targets++;
 	}
-	if (held || any_remote) {
-		size_t plen;
+	if (j->held || j->any_remote) {
+		size_t plen, nt = j->n_targets;
 
-		prefixes[nt] = envelope_prefix(s, held, &plen);
-		targets[nt].maildir = held ? s->env->hold_dir : s->env->queue_dir;
-		targets[nt].prefix = prefixes[nt];
-		targets[nt].prefix_len = plen;
-		nt++;
+		j->prefixes[nt] = envelope_prefix(s, j->held, &plen);
+		j->targets[nt].maildir = j->held ? s->env->hold_dir : s->env->queue_dir;
+		j->targets[nt].prefix = j->prefixes[nt];
+		j->targets[nt].prefix_len = plen;
+		j->n_targets++;
 	}
-	st = store_maildir_deliver(targets, nt, parts, 2, s->env->hostname, NULL, 0, &error);
-out:
-	for (size_t i = 0; i < s->n_rcpts + 1; i++)
-		free(prefixes[i]);
-	free(prefixes);
-	free(paths);
-	free(targets);
-	if (st == STORE_OK) {
+	return SMTP_S_STORING;
+}
+
+/* The delivery job's outcome: RFC 5321 4.1.1.4 / 6.1, 250 only once the
+ * message is safe; RFC 3463 4.3.1 for a full disk (nothing was kept). */
+static enum smtp_state stored(struct smtp_session *s, const struct smtp_job *j)
+{
+	if (j->st == STORE_OK) {
 		char from[300];
 
 		log_escape(from, sizeof(from), s->from);
 		sp_log(SP_LOG_INFO, "smtp_message", "client=%s id=%s from=\"%s\" rcpts=%zu size=%zu%s%s",
-		       s->client_ip, id, from, s->n_rcpts, s->msg.len, held ? " held=yes" : "",
+		       s->client_ip, j->id, from, j->n_rcpts, j->msg.len, j->held ? " held=yes" : "",
 		       s->authed ? " auth=yes" : "");
 		s->messages++;
-		reply(s, 250, "2.0.0", "Ok: queued as %s", id);
-	} else if (st == STORE_OVER_QUOTA) {
+		if (j->any_remote && !j->held && s->env->queued != NULL)
+			s->env->queued(s->env->queued_arg);
+		reply(s, 250, "2.0.0", "Ok: queued as %s", j->id);
+	} else if (j->st == STORE_OVER_QUOTA) {
 		sp_log(SP_LOG_NOTICE, "smtp_over_quota", "client=%s why=\"%s\"", s->client_ip,
-		       error != NULL ? error : "");
+		       j->error != NULL ? j->error : "");
 		reply(s, 452, "4.2.2", "Mailbox full");
+	} else if (j->st == STORE_NOSPACE) {
+		sp_log(SP_LOG_ERR, "smtp_store_no_space", "client=%s why=\"%s\"", s->client_ip,
+		       j->error != NULL ? j->error : "");
+		reply(s, 452, "4.3.1", "Insufficient system storage; try again later");
 	} else {
 		sp_log(SP_LOG_ERR, "smtp_store_failed", "client=%s why=\"%s\"", s->client_ip,
-		       error != NULL ? error : "");
+		       j->error != NULL ? j->error : "");
 		reply(s, 451, "4.3.0", "Temporary failure storing the message; try again later");
 	}
-	free(error);
 	transaction_reset(s);
 	return SMTP_S_READY;
 }
@@ -937,7 +1019,7 @@ static enum smtp_state connect_event(struct smtp_session *s)
 {
 	struct mapping_result r;
 
-	mappings_lookup(s->env->maps, "PORT_ACCESS", s->port_probe, &r);
+	mappings_lookup(s->maps, "PORT_ACCESS", s->port_probe, &r);
 	if (r.verdict == MAPPING_REJECT) {
 		sp_log(SP_LOG_NOTICE, "smtp_port_access_refused", "probe=\"%s\"", s->port_probe);
 		reply(s, r.smtp_code != 0 ? r.smtp_code : 554, NULL, "%s %s", s->env->hostname,
@@ -972,6 +1054,10 @@ static enum smtp_state smtp_transition(struct smtp_session *s, const struct smtp
 		return tls_ready(s, ev->tls);
 	case SMTP_EV_DATA_END:
 		return data_end(s);
+	case SMTP_EV_STORED:
+		return stored(s, ev->job);
+	case SMTP_EV_AUTH_CHECKED:
+		return auth_checked(s, ev->job);
 	case SMTP_EV_SASL_LINE:
 		return sasl_line(s, ev->line, ev->line_len);
 	case SMTP_EV_BAD_LINE:
@@ -1037,8 +1123,103 @@ static enum smtp_state smtp_transition(struct smtp_session *s, const struct smtp
 	return s->state;
 }
 
+/* ---------------------------------------------------------------- jobs */
+
+static void process(struct smtp_session *s);
+static void smtp_step(struct smtp_session *s, const struct smtp_event *ev);
+
+static void job_free(struct smtp_job *j)
+{
+	if (j == NULL)
+		return;
+	if (j->prefixes != NULL)
+		for (size_t i = 0; i < j->n_rcpts + 1; i++)
+			free(j->prefixes[i]);
+	free(j->prefixes);
+	free(j->paths);
+	free(j->targets);
+	mbuf_free(&j->msg);
+	free(j->error);
+	if (j->pw != NULL)
+		sp_free_secret(j->pw, j->pw_len + 1);
+	OPENSSL_cleanse(j->user, sizeof(j->user));
+	dir_tables_unref(&j->tables);
+	free(j);
+}
+
+/* On a pool thread (or inline without a pool): touches only the job. */
+static void job_work(void *arg)
+{
+	struct smtp_job *j = arg;
+
+	if (j->kind == SMTP_JOB_STORE) {
+		if (j->error == NULL)
+			j->st = store_maildir_deliver(j->targets, j->n_targets, j->parts, 2, j->hostname,
+						      NULL, 0, &j->error);
+		return;
+	}
+	j->rc = dir_users_verify(j->users, j->user, j->pw, j->pw_len, &j->du);
+	OPENSSL_cleanse(j->pw, j->pw_len);
+}
+
+static void job_finish(struct smtp_session *s, struct smtp_job *j)
+{
+	struct smtp_event ev = {.kind = j->kind == SMTP_JOB_STORE ? SMTP_EV_STORED : SMTP_EV_AUTH_CHECKED,
+				.job = j};
+
+	smtp_step(s, &ev);
+	job_free(j);
+}
+
+/* On the loop, from the pool: the session goes on; the server's resume
+ * callback comes last (it may end the connection and free the session). */
+static void job_done(void *arg)
+{
+	struct smtp_job *j = arg;
+	struct smtp_session *s = j->s;
+	void (*resume)(void *);
+	void *resume_arg;
+
+	if (s == NULL) {
+		job_free(j); /* the session went away meanwhile */
+		return;
+	}
+	s->job = NULL;
+	s->job_running = false;
+	resume = s->resume;
+	resume_arg = s->resume_arg;
+	job_finish(s, j);
+	process(s); /* pipelined commands that waited */
+	if (resume != NULL)
+		resume(resume_arg);
+}
+
+static void job_start(struct smtp_session *s)
+{
+	struct smtp_job *j = s->job;
+
+	j->s = s;
+	if (s->env->pool != NULL && s->resume != NULL) {
+		if (store_pool_submit(s->env->pool, job_work, job_done, j) == 0) {
+			s->job_running = true;
+			return;
+		}
+		j->busy = true;
+		if (j->kind == SMTP_JOB_STORE && j->error == NULL)
+			j->error = sp_xasprintf("store pool full");
+		s->job = NULL;
+		job_finish(s, j);
+		return;
+	}
+	/* no pool (unit tests, tools): the same work, inline */
+	s->job = NULL;
+	job_work(j);
+	job_finish(s, j);
+}
+
 /* Runs one event through the machine, then applies the error limit
- * (Postfix's hard error limit: 421 and close). */
+ * (Postfix's hard error limit: 421 and close); a state that waits for a
+ * job starts it. */
 static void smtp_step(struct smtp_session *s, const struct smtp_event *ev)
 {
 	enum smtp_state next = smtp_transition(s, ev);
@@ -1052,6 +1233,14 @@ static void smtp_step(struct smtp_session *s, const struct smtp_event *ev)
 		       s->errors);
 		reply(s, 421, "4.7.0", "%s Too many errors, closing connection", s->env->hostname);
 		s->state = SMTP_S_CLOSING;
+	}
+	if (s->job != NULL && !s->job_running) {
+		if (s->state == SMTP_S_STORING || s->state == SMTP_S_AUTH_CHECK) {
+			job_start(s);
+		} else {
+			job_free(s->job);
+			s->job = NULL;
+		}
 	}
 }
 
@@ -1157,6 +1346,8 @@ static void process(struct smtp_session *s)
 		}
 		if (s->out.len >= SMTP_OUT_HIGH_WATER)
 			break; /* the client is not reading its replies: wait */
+		if (s->state == SMTP_S_STORING || s->state == SMTP_S_AUTH_CHECK)
+			break; /* a job runs: the next command waits for its reply */
 		if (s->state == SMTP_S_DATA) {
 			data_input(s);
 			continue;
@@ -1181,6 +1372,16 @@ struct smtp_session *smtp_session_new(const struct smtp_env *env, const struct s
 	unsigned port;
 
 	s->env = env;
+	if (env->tables != NULL) {
+		s->tables = dir_tables_ref(env->tables);
+		s->users = s->tables->users;
+		s->aliases = s->tables->aliases;
+		s->maps = s->tables->maps;
+	} else {
+		s->users = env->users;
+		s->aliases = env->aliases;
+		s->maps = env->maps;
+	}
 	s->state = SMTP_S_NEW;
 	s->listener = ci->listener;
 	s->client = ci->client;
@@ -1197,7 +1398,7 @@ struct smtp_session *smtp_session_new(const struct smtp_env *env, const struct s
 		/* RFC 6409 4.3 / RFC 8314: submission, AUTH before MAIL */
 		s->base_channel = SMTP_CH_TCP_SUBMIT;
 	} else {
-		mappings_lookup(env->maps, "INTERNAL_IP", s->client_ip, &r);
+		mappings_lookup(s->maps, "INTERNAL_IP", s->client_ip, &r);
 		s->base_channel = r.verdict == MAPPING_ACCEPT ? SMTP_CH_TCP_INTRANET : SMTP_CH_TCP_LOCAL;
 	}
 	s->channel = s->base_channel;
@@ -1214,7 +1415,15 @@ void smtp_session_free(struct smtp_session **sp)
 	if (sp == NULL || *sp == NULL)
 		return;
 	s = *sp;
+	if (s->job != NULL) {
+		if (s->job_running)
+			s->job->s = NULL; /* job_done frees it */
+		else
+			job_free(s->job);
+		s->job = NULL;
+	}
 	transaction_reset(s);
+	dir_tables_unref(&s->tables);
 	free(s->rcpts);
 	mbuf_free(&s->out);
 	OPENSSL_cleanse(s->in, sizeof(s->in));
@@ -1225,7 +1434,7 @@ void smtp_session_free(struct smtp_session **sp)
 
 size_t smtp_session_input_room(const struct smtp_session *s)
 {
-	if (s->state == SMTP_S_CLOSING || s->out.len >= SMTP_OUT_HIGH_WATER)
+	if (s->state == SMTP_S_CLOSING || s->out.len >= SMTP_OUT_HIGH_WATER || s->job_running)
 		return 0;
 	return sizeof(s->in) - s->in_len;
 }
@@ -1280,6 +1489,9 @@ unsigned smtp_session_wants(const struct smtp_session *s)
 		return SMTP_WANT_CLOSE;
 	case SMTP_S_TLS_WAIT:
 		return SMTP_WANT_STARTTLS;
+	case SMTP_S_STORING:
+	case SMTP_S_AUTH_CHECK:
+		return 0; /* waiting for the pool; the resume callback comes back */
 	default:
 		return s->out.len >= SMTP_OUT_HIGH_WATER ? 0 : SMTP_WANT_READ;
 	}
@@ -1302,8 +1514,16 @@ void smtp_session_timeout(struct smtp_session *s)
 {
 	struct smtp_event ev = {.kind = SMTP_EV_TIMEOUT};
 
-	if (s->state != SMTP_S_CLOSING)
+	/* a job in flight is ours, not the client's delay: the timer is armed
+	 * again when it finishes */
+	if (s->state != SMTP_S_CLOSING && !s->job_running)
 		smtp_step(s, &ev);
+}
+
+void smtp_session_set_resume(struct smtp_session *s, void (*resume)(void *arg), void *arg)
+{
+	s->resume = resume;
+	s->resume_arg = arg;
 }
 
 const char *smtp_session_state_name(const struct smtp_session *s)

@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,8 +23,9 @@
 #define STORE_MAX_TARGETS 1024
 #define STORE_MAX_IOV 16
 
-/* Deliveries by this process, the Q part of the unique name. */
-static unsigned long store_deliveries;
+/* Deliveries by this process, the Q part of the unique name (atomic: the
+ * store pool's threads deliver in parallel). */
+static atomic_ulong store_deliveries;
 
 int store_maildir_path(const char *root, const char *address, char *buf, size_t cap)
 {
@@ -66,7 +68,8 @@ int store_maildir_unique(const char *hostname, uint64_t size, char *buf, size_t 
 	}
 	host[h] = '\0';
 	n = snprintf(buf, cap, "%lld.M%06ldP%ldQ%luR%016llx.%s,S=%llu", (long long)tv.tv_sec,
-		     (long)tv.tv_usec, (long)getpid(), ++store_deliveries, (unsigned long long)rnd,
+		     (long)tv.tv_usec, (long)getpid(), (unsigned long)++store_deliveries,
+		     (unsigned long long)rnd,
 		     host, (unsigned long long)size);
 	return n < 0 || (size_t)n >= cap ? -1 : 0;
 }
@@ -359,6 +362,10 @@ enum store_status store_maildir_deliver(const struct store_target *targets, size
 	free(p);
 	return STORE_OK;
 fail:
+	/* a full disk (or quota, or RLIMIT_FSIZE) is its own temporary failure:
+	 * RFC 3463 4.3.1 */
+	if (st == STORE_TEMPFAIL && (errno == ENOSPC || errno == EDQUOT || errno == EFBIG))
+		st = STORE_NOSPACE;
 	undo(p, n_targets);
 	free(p);
 	return st;

@@ -21,7 +21,7 @@ class Mailcore:
     """mailcore with its own config, users file, store and spools under d."""
 
     def __init__(self, daemons, build, free_port, d, extra_conf="", mappings=None, aliases=None,
-                 backend=False):
+                 backend=False, queue_delivery=False):
         self.d = str(d)
         self.smtp_port = free_port()
         self.sub_port = free_port()
@@ -49,6 +49,10 @@ class Mailcore:
             "mailcore.users = %s" % os.path.join(self.d, "users"),
             "log.level = debug",
         ]
+        if not queue_delivery:
+            # hermetic by default: no queue manager looking up the test
+            # domains in the DNS (tests/integration/test_queue_*.py turn it on)
+            conf.append("mailcore.queue.delivery = no")
         if self.backend:
             conf.append("service.smtp.backend = %s" % self.backend)
         if mappings is not None:

@@ -1,0 +1,381 @@
+/* IMAP commands on mailboxes as a whole (RFC 3501 6.3): CREATE, DELETE,
+ * RENAME, SUBSCRIBE/UNSUBSCRIBE, LIST/LSUB (with RFC 3348 CHILDREN
+ * attributes), STATUS, APPEND (RFC 4315 APPENDUID), and the RFC 2087 QUOTA
+ * commands, on the store's Maildir++ folders. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/uio.h>
+
+#include "common/xalloc.h"
+#include "mailcore/imap_int.h"
+
+static void tag_of(const struct imap_cmd *cmd, char *tag)
+{
+	memcpy(tag, cmd->tag, cmd->tag_len);
+	tag[cmd->tag_len] = '\0';
+}
+
+void imap_cmd_create(struct imap_session *s, const struct imap_cmd *cmd)
+{
+	char tag[IMAP_TAG_MAX + 1], name[STORE_MAILBOX_NAME_MAX + 2], *err = NULL;
+	size_t len;
+	enum store_mb_result rc;
+
+	tag_of(cmd, tag);
+	if (cmd->n_args != 1 || imap_mailbox_arg(imap_cmd_arg(cmd, 0), name, sizeof(name)) < 0) {
+		imap_tagged(s, tag, "BAD", "CREATE mailbox");
+		return;
+	}
+	/* RFC 3501 6.3.3: a trailing delimiter says "a parent of names to come" */
+	len = strlen(name);
+	if (len > 1 && name[len - 1] == '.')
+		name[len - 1] = '\0';
+	rc = store_folder_create(s->maildir, name, &err);
+	if (rc != STORE_MB_OK) {
+		imap_store_error(s, tag, rc, "CREATE", err);
+		return;
+	}
+	imap_tagged(s, tag, "OK", "CREATE completed");
+}
+
+void imap_cmd_delete(struct imap_session *s, const struct imap_cmd *cmd)
+{
+	char tag[IMAP_TAG_MAX + 1], name[STORE_MAILBOX_NAME_MAX + 1], *err = NULL;
+	enum store_mb_result rc;
+
+	tag_of(cmd, tag);
+	if (cmd->n_args != 1 || imap_mailbox_arg(imap_cmd_arg(cmd, 0), name, sizeof(name)) < 0) {
+		imap_tagged(s, tag, "BAD", "DELETE mailbox");
+		return;
+	}
+	if (s->mb != NULL && strcmp(store_mailbox_name(s->mb), name) == 0) {
+		imap_tagged(s, tag, "NO", "[INUSE] Mailbox is selected");
+		return;
+	}
+	rc = store_folder_delete(s->maildir, name, &err);
+	if (rc != STORE_MB_OK) {
+		imap_store_error(s, tag, rc, "DELETE", err);
+		return;
+	}
+	store_subscriptions_set(s->maildir, name, false, &err);
+	free(err);
+	imap_tagged(s, tag, "OK", "DELETE completed");
+}
+
+void imap_cmd_rename(struct imap_session *s, const struct imap_cmd *cmd)
+{
+	char tag[IMAP_TAG_MAX + 1], from[STORE_MAILBOX_NAME_MAX + 1], to[STORE_MAILBOX_NAME_MAX + 1];
+	char *err = NULL;
+	enum store_mb_result rc;
+
+	tag_of(cmd, tag);
+	if (cmd->n_args != 2 || imap_mailbox_arg(imap_cmd_arg(cmd, 0), from, sizeof(from)) < 0 ||
+	    imap_mailbox_arg(imap_cmd_arg(cmd, 1), to, sizeof(to)) < 0) {
+		imap_tagged(s, tag, "BAD", "RENAME from to");
+		return;
+	}
+	if (s->mb != NULL && strcmp(store_mailbox_name(s->mb), from) == 0 &&
+	    strcmp(from, "INBOX") != 0) {
+		imap_tagged(s, tag, "NO", "[INUSE] Mailbox is selected");
+		return;
+	}
+	rc = store_folder_rename(s->maildir, from, to, s->env->hostname, &err);
+	if (rc != STORE_MB_OK) {
+		imap_store_error(s, tag, rc, "RENAME", err);
+		return;
+	}
+	if (s->state == IMAP_ST_SELECTED)
+		imap_report_changes(s);
+	imap_tagged(s, tag, "OK", "RENAME completed");
+}
+
+void imap_cmd_subscribe(struct imap_session *s, const struct imap_cmd *cmd, bool subscribe)
+{
+	char tag[IMAP_TAG_MAX + 1], name[STORE_MAILBOX_NAME_MAX + 1], *err = NULL;
+	enum store_mb_result rc;
+
+	tag_of(cmd, tag);
+	if (cmd->n_args != 1 || imap_mailbox_arg(imap_cmd_arg(cmd, 0), name, sizeof(name)) < 0) {
+		imap_tagged(s, tag, "BAD", "%s mailbox", subscribe ? "SUBSCRIBE" : "UNSUBSCRIBE");
+		return;
+	}
+	rc = store_subscriptions_set(s->maildir, name, subscribe, &err);
+	if (rc != STORE_MB_OK) {
+		imap_store_error(s, tag, rc, subscribe ? "SUBSCRIBE" : "UNSUBSCRIBE", err);
+		return;
+	}
+	imap_tagged(s, tag, "OK", "%s completed", subscribe ? "SUBSCRIBE" : "UNSUBSCRIBE");
+}
+
+/* RFC 3501 6.3.8: '*' matches anything, '%' anything but the delimiter.
+ * Dynamic programming: linear in |name| * |pattern|, no backtracking blowup. */
+static bool list_match(const char *pat, const char *name)
+{
+	size_t pl = strlen(pat), nl = strlen(name);
+	bool *prev = sp_xcalloc(nl + 1, sizeof(bool)), *cur = sp_xcalloc(nl + 1, sizeof(bool));
+	bool ok;
+
+	prev[0] = true;
+	for (size_t i = 1; i <= pl; i++) {
+		char c = pat[i - 1];
+
+		cur[0] = prev[0] && (c == '*' || c == '%');
+		for (size_t j = 1; j <= nl; j++) {
+			if (c == '*')
+				cur[j] = prev[j] || cur[j - 1];
+			else if (c == '%')
+				cur[j] = prev[j] || (cur[j - 1] && name[j - 1] != '.');
+			else
+				cur[j] = prev[j - 1] && c == name[j - 1];
+		}
+		{
+			bool *t = prev;
+
+			prev = cur;
+			cur = t;
+		}
+	}
+	ok = prev[nl];
+	free(prev);
+	free(cur);
+	return ok;
+}
+
+/* "inbox" / "Inbox.x" patterns: INBOX is case-insensitive (RFC 3501 5.1) */
+static void canon_inbox(char *s)
+{
+	if (strncasecmp(s, "INBOX", 5) == 0 && (s[5] == '\0' || s[5] == '.' || s[5] == '*' ||
+						s[5] == '%'))
+		memcpy(s, "INBOX", 5);
+}
+
+struct lentry {
+	char *name;
+	bool noselect, children;
+};
+
+static int cmp_lentry(const void *a, const void *b)
+{
+	return strcmp(((const struct lentry *)a)->name, ((const struct lentry *)b)->name);
+}
+
+void imap_cmd_list(struct imap_session *s, const struct imap_cmd *cmd, bool lsub)
+{
+	char tag[IMAP_TAG_MAX + 1], ref[STORE_MAILBOX_NAME_MAX + 1], mpat[STORE_MAILBOX_NAME_MAX + 1];
+	char pat[2 * STORE_MAILBOX_NAME_MAX + 2], *err = NULL;
+	const char *verb = lsub ? "LSUB" : "LIST";
+	char **names, **subs = NULL;
+	size_t n, n_subs = 0, n_ent = 0;
+	struct lentry *ent;
+	enum store_mb_result rc;
+
+	tag_of(cmd, tag);
+	if (cmd->n_args != 2 || imap_arg_string(imap_cmd_arg(cmd, 0), ref, sizeof(ref)) < 0 ||
+	    imap_arg_string(imap_cmd_arg(cmd, 1), mpat, sizeof(mpat)) < 0) {
+		imap_tagged(s, tag, "BAD", "%s reference mailbox", verb);
+		return;
+	}
+	if (mpat[0] == '\0') {
+		/* RFC 3501 6.3.8: the delimiter and the root */
+		if (!lsub)
+			imap_out(s, "* LIST (\\Noselect) \".\" \"\"\r\n", sizeof("* LIST (\\Noselect) \".\" \"\"\r\n") - 1);
+		imap_tagged(s, tag, "OK", "%s completed", verb);
+		return;
+	}
+	snprintf(pat, sizeof(pat), "%s%s", ref, mpat);
+	canon_inbox(pat);
+	rc = store_folder_list(s->maildir, &names, &n, &err);
+	if (rc != STORE_MB_OK) {
+		imap_store_error(s, tag, rc, verb, err);
+		return;
+	}
+	if (lsub && store_subscriptions_read(s->maildir, &subs, &n_subs, &err) != STORE_MB_OK) {
+		store_names_free(names, n);
+		imap_store_error(s, tag, STORE_MB_IOERR, verb, err);
+		return;
+	}
+	/* the mailboxes plus their implied parents (\Noselect) */
+	ent = sp_xcalloc(n * 8 + 1, sizeof(*ent));
+	for (size_t i = 0; i < n; i++) {
+		char *copy = sp_xstrdup(names[i]), *dot;
+
+		ent[n_ent++] = (struct lentry){sp_xstrdup(names[i]), false, false};
+		while ((dot = strrchr(copy, '.')) != NULL && n_ent < n * 8) {
+			bool have = false;
+
+			*dot = '\0';
+			for (size_t k = 0; k < n_ent && !have; k++)
+				have = strcmp(ent[k].name, copy) == 0;
+			for (size_t k = 0; k < n && !have; k++)
+				have = strcmp(names[k], copy) == 0;
+			if (!have)
+				ent[n_ent++] = (struct lentry){sp_xstrdup(copy), true, false};
+		}
+		free(copy);
+	}
+	qsort(ent + 1, n_ent > 0 ? n_ent - 1 : 0, sizeof(*ent), cmp_lentry);
+	for (size_t i = 0; i < n_ent; i++) {
+		size_t len = strlen(ent[i].name);
+
+		for (size_t k = 0; k < n_ent && !ent[i].children; k++)
+			ent[i].children = strncmp(ent[k].name, ent[i].name, len) == 0 &&
+					  ent[k].name[len] == '.';
+	}
+	for (size_t i = 0; i < n_ent; i++) {
+		bool subscribed = false;
+
+		if (!list_match(pat, ent[i].name))
+			continue;
+		if (lsub) {
+			for (size_t k = 0; k < n_subs && !subscribed; k++)
+				subscribed = strcmp(subs[k], ent[i].name) == 0;
+			if (!subscribed)
+				continue;
+		}
+		imap_outf(s, "* %s (%s%s) \".\" ", verb, ent[i].noselect ? "\\Noselect " : "",
+			  ent[i].children ? "\\HasChildren" : "\\HasNoChildren");
+		imap_out_string(s, ent[i].name, strlen(ent[i].name));
+		imap_out(s, "\r\n", sizeof("\r\n") - 1);
+	}
+	for (size_t i = 0; i < n_ent; i++)
+		free(ent[i].name);
+	free(ent);
+	store_names_free(names, n);
+	store_names_free(subs, n_subs);
+	imap_tagged(s, tag, "OK", "%s completed", verb);
+}
+
+void imap_cmd_status(struct imap_session *s, const struct imap_cmd *cmd)
+{
+	char tag[IMAP_TAG_MAX + 1], name[STORE_MAILBOX_NAME_MAX + 1], *err = NULL;
+	const struct imap_arg *items = imap_cmd_arg(cmd, 1), *it;
+	struct store_status_info st;
+	enum store_mb_result rc;
+	bool first = true;
+
+	tag_of(cmd, tag);
+	if (cmd->n_args != 2 || imap_mailbox_arg(imap_cmd_arg(cmd, 0), name, sizeof(name)) < 0 ||
+	    items->type != IMAP_ARG_LIST || imap_arg_child(cmd, items) == NULL) {
+		imap_tagged(s, tag, "BAD", "STATUS mailbox (items)");
+		return;
+	}
+	for (it = imap_arg_child(cmd, items); it != NULL; it = imap_arg_next(cmd, it))
+		if (!imap_arg_is(it, "MESSAGES") && !imap_arg_is(it, "RECENT") &&
+		    !imap_arg_is(it, "UIDNEXT") && !imap_arg_is(it, "UIDVALIDITY") &&
+		    !imap_arg_is(it, "UNSEEN")) {
+			imap_tagged(s, tag, "BAD", "Unknown STATUS item");
+			return;
+		}
+	rc = store_mailbox_status(s->maildir, name, &st, &err);
+	if (rc != STORE_MB_OK) {
+		imap_store_error(s, tag, rc, "STATUS", err);
+		return;
+	}
+	imap_out(s, "* STATUS ", sizeof("* STATUS ") - 1);
+	imap_out_string(s, name, strlen(name));
+	imap_out(s, " (", sizeof(" (") - 1);
+	for (it = imap_arg_child(cmd, items); it != NULL; it = imap_arg_next(cmd, it)) {
+		uint32_t v = imap_arg_is(it, "MESSAGES")      ? st.messages
+			     : imap_arg_is(it, "RECENT")      ? st.recent
+			     : imap_arg_is(it, "UIDNEXT")     ? st.uidnext
+			     : imap_arg_is(it, "UIDVALIDITY") ? st.uidvalidity
+							      : st.unseen;
+
+		imap_outf(s, "%s%.*s %u", first ? "" : " ", (int)it->len, it->s, v);
+		first = false;
+	}
+	imap_out(s, ")\r\n", sizeof(")\r\n") - 1);
+	imap_tagged(s, tag, "OK", "STATUS completed");
+}
+
+void imap_cmd_append(struct imap_session *s, const struct imap_cmd *cmd)
+{
+	char tag[IMAP_TAG_MAX + 1], name[STORE_MAILBOX_NAME_MAX + 1], *err = NULL;
+	const struct imap_arg *a, *msg;
+	unsigned flags = 0;
+	time_t date = 0;
+	uint32_t validity = 0, uid = 0;
+	struct iovec iov;
+	enum store_mb_result rc;
+
+	tag_of(cmd, tag);
+	if (cmd->n_args < 2 || cmd->n_args > 4 ||
+	    imap_mailbox_arg(imap_cmd_arg(cmd, 0), name, sizeof(name)) < 0) {
+		imap_tagged(s, tag, "BAD", "APPEND mailbox [(flags)] [date-time] message");
+		return;
+	}
+	a = imap_cmd_arg(cmd, 1);
+	if (a->type == IMAP_ARG_LIST) {
+		if (imap_parse_flags(cmd, a, &flags) < 0) {
+			imap_tagged(s, tag, "BAD", "Bad flag list");
+			return;
+		}
+		a = imap_arg_next(cmd, a);
+	}
+	if (a != NULL && a->type == IMAP_ARG_STRING && imap_arg_next(cmd, a) != NULL) {
+		if (imap_parse_datetime(a->s, a->len, &date) < 0) {
+			imap_tagged(s, tag, "BAD", "Bad date-time");
+			return;
+		}
+		a = imap_arg_next(cmd, a);
+	}
+	msg = a;
+	if (msg == NULL || imap_arg_next(cmd, msg) != NULL ||
+	    (msg->type != IMAP_ARG_LITERAL && msg->type != IMAP_ARG_STRING)) {
+		imap_tagged(s, tag, "BAD", "APPEND mailbox [(flags)] [date-time] message");
+		return;
+	}
+	if (msg->len == 0) {
+		imap_tagged(s, tag, "NO", "Empty message");
+		return;
+	}
+	if (msg->len > s->env->max_message_size) {
+		imap_tagged(s, tag, "NO", "[TOOBIG] Message too big");
+		return;
+	}
+	iov.iov_base = (void *)msg->s;
+	iov.iov_len = msg->len;
+	rc = store_mailbox_append(s->maildir, name, &iov, 1, flags, date, s->env->hostname, s->quota,
+				  &validity, &uid, &err);
+	if (rc != STORE_MB_OK) {
+		imap_store_error(s, tag, rc, "APPEND", err);
+		return;
+	}
+	if (s->state == IMAP_ST_SELECTED && strcmp(store_mailbox_name(s->mb), name) == 0)
+		imap_report_changes(s);
+	/* RFC 4315 3: APPENDUID */
+	imap_tagged(s, tag, "OK", "[APPENDUID %u %u] APPEND completed", validity, uid);
+}
+
+void imap_cmd_quota(struct imap_session *s, const struct imap_cmd *cmd, bool root)
+{
+	char tag[IMAP_TAG_MAX + 1], name[STORE_MAILBOX_NAME_MAX + 1], *err = NULL;
+	uint64_t used = 0;
+
+	tag_of(cmd, tag);
+	if (cmd->n_args != 1 || imap_mailbox_arg(imap_cmd_arg(cmd, 0), name, sizeof(name)) < 0) {
+		imap_tagged(s, tag, "BAD", "%s argument", root ? "GETQUOTAROOT mailbox" : "GETQUOTA root");
+		return;
+	}
+	if (!root && (name[0] != '\0' || s->quota == 0)) {
+		imap_tagged(s, tag, "NO", "No such quota root");
+		return;
+	}
+	if (store_usage_total(s->maildir, &used, &err) < 0) {
+		imap_store_error(s, tag, STORE_MB_IOERR, "GETQUOTA", err);
+		return;
+	}
+	if (root) {
+		/* one root for all of the user's mailboxes: "" (RFC 2087 4.3) */
+		imap_out(s, "* QUOTAROOT ", sizeof("* QUOTAROOT ") - 1);
+		imap_out_string(s, name, strlen(name));
+		imap_out(s, s->quota > 0 ? " \"\"\r\n" : "\r\n", s->quota > 0 ? 5 : 2);
+	}
+	if (s->quota > 0)
+		imap_outf(s, "* QUOTA \"\" (STORAGE %llu %llu)\r\n",
+			  (unsigned long long)((used + 1023) / 1024),
+			  (unsigned long long)(s->quota / 1024));
+	imap_tagged(s, tag, "OK", "%s completed", root ? "GETQUOTAROOT" : "GETQUOTA");
+}

@@ -1,0 +1,1402 @@
+/* The IMAP4rev1 session (RFC 3501): states, the one transition function,
+ * input framing, authentication (LOGIN, AUTHENTICATE PLAIN/EXTERNAL with
+ * SASL-IR, PREAUTH for a mapped client certificate on IMAPS), STARTTLS,
+ * SELECT/EXAMINE/CLOSE/UNSELECT/EXPUNGE/STORE/COPY/IDLE and the reporting
+ * of other sessions' changes. Driven with bytes; no sockets. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "common/xalloc.h"
+#include "mailcore/filter.h"
+#include "mailcore/imap_int.h"
+#include "mailcore/imap_pop_auth.h"
+#include "mailcore/mailcore.h"
+
+#define CAPS_BASE "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UIDPLUS UNSELECT QUOTA CHILDREN"
+
+static const char *const state_names[] = {"not-authenticated", "authenticated", "selected",
+					  "logout"};
+
+const char *imap_session_state_name(enum imap_state st)
+{
+	return (unsigned)st < 4 ? state_names[st] : "?";
+}
+
+/* ------------------------------------------------------------- output */
+
+static void obuf_reserve(struct obuf *b, size_t more)
+{
+	if (b->off > 0 && b->off == b->len) {
+		b->off = b->len = 0;
+	}
+	if (b->len + more <= b->cap)
+		return;
+	if (b->off > 0) {
+		memmove(b->data, b->data + b->off, b->len - b->off);
+		b->len -= b->off;
+		b->off = 0;
+		if (b->len + more <= b->cap)
+			return;
+	}
+	while (b->cap < b->len + more)
+		b->cap = b->cap == 0 ? 4096 : b->cap * 2;
+	b->data = sp_xrealloc(b->data, b->cap, 1);
+}
+
+void imap_out(struct imap_session *s, const void *data, size_t len)
+{
+	obuf_reserve(&s->out, len);
+	memcpy(s->out.data + s->out.len, data, len);
+	s->out.len += len;
+}
+
+void imap_outf(struct imap_session *s, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(NULL, 0, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return;
+	obuf_reserve(&s->out, (size_t)n + 1);
+	va_start(ap, fmt);
+	vsnprintf((char *)s->out.data + s->out.len, (size_t)n + 1, fmt, ap);
+	va_end(ap);
+	s->out.len += (size_t)n;
+}
+
+void imap_tagged(struct imap_session *s, const char *tag, const char *status, const char *fmt, ...)
+{
+	va_list ap;
+	char text[512];
+
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	imap_outf(s, "%s %s %s\r\n", tag, status, text);
+}
+
+void imap_out_string(struct imap_session *s, const char *str, size_t len)
+{
+	bool quotable = len < 1024;
+
+	for (size_t i = 0; i < len && quotable; i++) {
+		unsigned char c = (unsigned char)str[i];
+
+		if (c == '\r' || c == '\n' || c == '\0' || c >= 0x80)
+			quotable = false;
+	}
+	if (!quotable) {
+		imap_outf(s, "{%zu}\r\n", len);
+		imap_out(s, str, len);
+		return;
+	}
+	imap_out(s, "\"", sizeof("\"") - 1);
+	for (size_t i = 0; i < len; i++) {
+		if (str[i] == '"' || str[i] == '\\')
+			imap_out(s, "\\", sizeof("\\") - 1);
+		imap_out(s, str + i, 1);
+	}
+	imap_out(s, "\"", sizeof("\"") - 1);
+}
+
+void imap_out_nstring(struct imap_session *s, const char *str)
+{
+	if (str == NULL)
+		imap_out(s, "NIL", sizeof("NIL") - 1);
+	else
+		imap_out_string(s, str, strlen(str));
+}
+
+void imap_out_flags(struct imap_session *s, unsigned flags, bool recent)
+{
+	static const struct {
+		unsigned f;
+		const char *name;
+	} names[] = {{STORE_F_ANSWERED, "\\Answered"}, {STORE_F_FLAGGED, "\\Flagged"},
+		     {STORE_F_DELETED, "\\Deleted"},   {STORE_F_SEEN, "\\Seen"},
+		     {STORE_F_DRAFT, "\\Draft"}};
+	bool first = true;
+
+	imap_out(s, "(", sizeof("(") - 1);
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		if (!(flags & names[i].f))
+			continue;
+		imap_outf(s, "%s%s", first ? "" : " ", names[i].name);
+		first = false;
+	}
+	if (recent)
+		imap_outf(s, "%s\\Recent", first ? "" : " ");
+	imap_out(s, ")", sizeof(")") - 1);
+}
+
+int imap_parse_flags(const struct imap_cmd *cmd, const struct imap_arg *a, unsigned *flags_r)
+{
+	static const struct {
+		const char *name;
+		unsigned f;
+	} names[] = {{"\\Answered", STORE_F_ANSWERED}, {"\\Flagged", STORE_F_FLAGGED},
+		     {"\\Deleted", STORE_F_DELETED},   {"\\Seen", STORE_F_SEEN},
+		     {"\\Draft", STORE_F_DRAFT}};
+	const struct imap_arg *f;
+	bool list = a != NULL && a->type == IMAP_ARG_LIST;
+
+	*flags_r = 0;
+	if (a == NULL)
+		return -1;
+	for (f = list ? imap_arg_child(cmd, a) : a; f != NULL; f = list ? imap_arg_next(cmd, f) : NULL) {
+		bool known = false;
+
+		if (f->type != IMAP_ARG_ATOM)
+			return -1;
+		for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+			if (imap_arg_is(f, names[i].name)) {
+				*flags_r |= names[i].f;
+				known = true;
+			}
+		}
+		/* \Recent cannot be stored; other \-flags are unknown system flags */
+		if (!known && f->len > 0 && f->s[0] == '\\' && !imap_arg_is(f, "\\Recent"))
+			return -1;
+		/* keywords: accepted, not kept (PERMANENTFLAGS lists none) */
+	}
+	return 0;
+}
+
+/* ------------------------------------------------------------- state */
+
+/* The one place the state changes. */
+static void set_state(struct imap_session *s, enum imap_state to, const char *why)
+{
+	if (to != IMAP_ST_SELECTED && s->mb != NULL) {
+		imap_fetch_clear(&s->fetch);
+		imap_cache_clear(&s->cache);
+		store_mailbox_close(&s->mb);
+	}
+	sp_log(SP_LOG_DEBUG, "imap_state", "client=%s from=%s to=%s why=\"%s\"", s->client_ip,
+	       imap_session_state_name(s->state), imap_session_state_name(to), why);
+	s->state = to;
+	if (to == IMAP_ST_LOGOUT)
+		s->want_close = true;
+}
+
+static bool plaintext_allowed(const struct imap_session *s)
+{
+	int need = s->env->plaintext_min_cipher;
+
+	if (need <= 0)
+		return true;
+	return s->tls && smtp_cipher_bits(s->tls_info.tls_cipher) >= need;
+}
+
+static void map_client_cert(struct imap_session *s)
+{
+	const struct sp_proxy_info *t = &s->tls_info;
+	const struct dir_user *u;
+
+	s->cert_user[0] = '\0';
+	if (!s->tls || t->tls_verify != 0 ||
+	    (t->tls_client & (SP_PP2_CLIENT_CERT_CONN | SP_PP2_CLIENT_CERT_SESS)) == 0 ||
+	    t->cert_email[0] == '\0' || s->env->users == NULL)
+		return;
+	u = dir_users_find(s->env->users, t->cert_email);
+	if (u != NULL && u->status == DIR_USER_ACTIVE)
+		snprintf(s->cert_user, sizeof(s->cert_user), "%s", u->address);
+}
+
+static void out_capabilities(struct imap_session *s)
+{
+	imap_out(s, CAPS_BASE, strlen(CAPS_BASE));
+	if (s->state == IMAP_ST_NOT_AUTHENTICATED) {
+		if (!s->tls && s->env->starttls)
+			imap_out(s, " STARTTLS", sizeof(" STARTTLS") - 1);
+		if (!plaintext_allowed(s))
+			imap_out(s, " LOGINDISABLED", sizeof(" LOGINDISABLED") - 1);
+		else
+			imap_out(s, " AUTH=PLAIN", sizeof(" AUTH=PLAIN") - 1);
+		/* only when a certificate maps to a user (the reference's rule) */
+		if (s->cert_user[0] != '\0')
+			imap_out(s, " AUTH=EXTERNAL", sizeof(" AUTH=EXTERNAL") - 1);
+	}
+}
+
+static bool is_admin(const struct imap_session *s, const char *user)
+{
+	for (size_t i = 0; i < s->env->n_admins; i++)
+		if (strcasecmp(s->env->admins[i], user) == 0)
+			return true;
+	return false;
+}
+
+/* After the identity is settled: the per-user checks, then AUTHENTICATED. */
+static bool login_as(struct imap_session *s, const char *tag, const struct dir_user *u,
+		     const char *how)
+{
+	char path[4096];
+
+	if (s->env->filter != NULL) {
+		struct filter_query q = {
+			.service = "imap",
+			.client = (const struct sockaddr *)&s->client,
+			.client_name = s->client_name,
+			.client_name_verified = s->client_name_verified,
+			.user = u->address,
+			.server = (const struct sockaddr *)&s->local,
+			.server_name = s->env->hostname,
+		};
+		struct filter_decision d;
+
+		filter_eval(s->env->filter, &q, &d);
+		if (!d.allowed) {
+			sp_log(SP_LOG_NOTICE, "imap_login", "client=%s user=%s result=filtered rule=%d",
+			       s->client_ip, u->address, d.rule);
+			if (tag != NULL)
+				imap_tagged(s, tag, "NO", "[AUTHORIZATIONFAILED] Access denied");
+			return false;
+		}
+	}
+	if (store_maildir_path(s->env->store_root, u->address, path, sizeof(path)) < 0) {
+		if (tag != NULL)
+			imap_tagged(s, tag, "NO", "[UNAVAILABLE] No mail store for this user");
+		return false;
+	}
+	snprintf(s->user, sizeof(s->user), "%s", u->address);
+	snprintf(s->maildir, sizeof(s->maildir), "%s", path);
+	s->quota = u->quota;
+	sp_log(SP_LOG_INFO, "imap_login", "client=%s user=%s method=%s tls=%s result=ok", s->client_ip,
+	       u->address, how, s->tls ? "yes" : "no");
+	set_state(s, IMAP_ST_AUTHENTICATED, how);
+	if (tag != NULL) {
+		imap_outf(s, "%s OK [CAPABILITY ", tag);
+		out_capabilities(s);
+		imap_out(s, "] User logged in\r\n", sizeof("] User logged in\r\n") - 1);
+	}
+	return true;
+}
+
+static void auth_failed(struct imap_session *s, const char *tag, const char *user, const char *how,
+			const char *text)
+{
+	char esc[128];
+
+	sp_log(SP_LOG_NOTICE, "imap_login", "client=%s user=\"%s\" method=%s result=failed",
+	       s->client_ip, sp_log_escape(esc, sizeof(esc), user, strlen(user)), how);
+	imap_tagged(s, tag, "NO", "%s", text);
+	if (++s->auth_failures >= s->env->max_auth_failures) {
+		imap_out(s, "* BYE Too many authentication failures\r\n", sizeof("* BYE Too many authentication failures\r\n") - 1);
+		set_state(s, IMAP_ST_LOGOUT, "auth failures");
+	}
+}
+
+/* The pool's answer, on the loop. */
+static void password_checked(void *session, int rc, const struct dir_user *u, const char *user,
+			     const char *tag, const char *how)
+{
+	struct imap_session *s = session;
+
+	s->job = NULL;
+	if (rc == 0)
+		login_as(s, tag, u, how);
+	else
+		auth_failed(s, tag, user, how, "[AUTHENTICATIONFAILED] Authentication failed");
+	imap_session_process(s); /* commands pipelined behind the login */
+	if (s->resume != NULL)
+		s->resume(s->resume_arg); /* may free s */
+}
+
+static void password_login(struct imap_session *s, const char *tag, const char *user,
+			   const char *pass, size_t pass_len, const char *how)
+{
+	const struct dir_user *u = NULL;
+
+	if (s->env->pool != NULL && s->env->users != NULL) {
+		/* crypt(3) off the loop; the session waits for the answer */
+		s->job = ips_auth_start(s->env->pool, s->env->tables, s->env->users, user, pass, pass_len, tag, how,
+					password_checked, s);
+		if (s->job == NULL)
+			imap_tagged(s, tag, "NO", "[UNAVAILABLE] Server busy, try again later");
+		return;
+	}
+
+	if (s->env->users != NULL &&
+	    dir_users_verify(s->env->users, user, pass, pass_len, &u) == 0 && u != NULL) {
+		login_as(s, tag, u, how);
+		return;
+	}
+	auth_failed(s, tag, user, how, "[AUTHENTICATIONFAILED] Authentication failed");
+}
+
+/* RFC 4616 PLAIN message (already base64-decoded). */
+static void sasl_plain(struct imap_session *s, const char *tag, const uint8_t *msg, size_t len)
+{
+	struct smtp_plain p;
+	char authz[IMAP_ADDR_CAP], authc[IMAP_ADDR_CAP], *pass;
+
+	if (smtp_sasl_plain_split(msg, len, &p) < 0 || p.authcid_len >= sizeof(authc) ||
+	    p.authzid_len >= sizeof(authz)) {
+		imap_tagged(s, tag, "BAD", "Malformed PLAIN message");
+		return;
+	}
+	memcpy(authc, p.authcid, p.authcid_len);
+	authc[p.authcid_len] = '\0';
+	memcpy(authz, p.authzid, p.authzid_len);
+	authz[p.authzid_len] = '\0';
+	/* PLAIN's authzid: only the user itself (no proxy login by password) */
+	if (authz[0] != '\0' && strcasecmp(authz, authc) != 0) {
+		auth_failed(s, tag, authc, "PLAIN", "Not authorized to login as specified user");
+		return;
+	}
+	pass = sp_xstrndup(p.passwd, p.passwd_len);
+	password_login(s, tag, authc, pass, p.passwd_len, "PLAIN");
+	sp_free_secret(pass, p.passwd_len);
+}
+
+/* EXTERNAL: the certificate's user, or (a store administrator only)
+ * another user named as authzid. */
+static void sasl_external(struct imap_session *s, const char *tag, const uint8_t *msg, size_t len)
+{
+	char authz[IMAP_ADDR_CAP];
+	const struct dir_user *u;
+
+	if (s->cert_user[0] == '\0') {
+		imap_tagged(s, tag, "NO", "Mechanism not available");
+		return;
+	}
+	if (len >= sizeof(authz) || memchr(msg, '\0', len) != NULL) {
+		imap_tagged(s, tag, "BAD", "Malformed authorization identity");
+		return;
+	}
+	memcpy(authz, msg, len);
+	authz[len] = '\0';
+	if (len == 0 || strcasecmp(authz, s->cert_user) == 0) {
+		u = dir_users_find(s->env->users, s->cert_user);
+		if (u != NULL && u->status == DIR_USER_ACTIVE) {
+			login_as(s, tag, u, "EXTERNAL");
+			return;
+		}
+	} else if (is_admin(s, s->cert_user)) {
+		u = dir_users_find(s->env->users, authz);
+		if (u != NULL && u->status == DIR_USER_ACTIVE) {
+			sp_log(SP_LOG_NOTICE, "imap_proxy_login", "client=%s admin=%s user=%s",
+			       s->client_ip, s->cert_user, u->address);
+			login_as(s, tag, u, "EXTERNAL-proxy");
+			return;
+		}
+	}
+	auth_failed(s, tag, authz, "EXTERNAL", "Not authorized to login as specified user");
+}
+
+/* The client's SASL response (base64 text, "=" for empty, "*" to cancel). */
+static void sasl_response(struct imap_session *s, const char *tag, const char *b64, size_t len)
+{
+	uint8_t *dec;
+	ssize_t n;
+
+	s->mode = IMAP_MODE_COMMAND;
+	if (len == 1 && b64[0] == '*') {
+		imap_tagged(s, tag, "BAD", "Authentication cancelled");
+		return;
+	}
+	dec = sp_xmalloc(len + 1);
+	n = (len == 1 && b64[0] == '=') ? 0 : smtp_base64_decode(b64, len, dec, len + 1);
+	if (n < 0) {
+		sp_free_secret(dec, len + 1);
+		imap_tagged(s, tag, "BAD", "Invalid base64");
+		return;
+	}
+	if (s->auth_mech == IMAP_MECH_PLAIN)
+		sasl_plain(s, tag, dec, (size_t)n);
+	else
+		sasl_external(s, tag, dec, (size_t)n);
+	sp_free_secret(dec, len + 1);
+}
+
+static void cmd_authenticate(struct imap_session *s, const struct imap_cmd *cmd, const char *tag)
+{
+	const struct imap_arg *mech = imap_cmd_arg(cmd, 0), *ir = imap_cmd_arg(cmd, 1);
+
+	if (mech == NULL || mech->type != IMAP_ARG_ATOM || cmd->n_args > 2) {
+		imap_tagged(s, tag, "BAD", "AUTHENTICATE mechanism [initial-response]");
+		return;
+	}
+	if (imap_arg_is(mech, "PLAIN")) {
+		if (!plaintext_allowed(s)) {
+			imap_tagged(s, tag, "NO", "[PRIVACYREQUIRED] Plaintext authentication needs TLS");
+			return;
+		}
+		s->auth_mech = IMAP_MECH_PLAIN;
+	} else if (imap_arg_is(mech, "EXTERNAL")) {
+		if (s->cert_user[0] == '\0') {
+			imap_tagged(s, tag, "NO", "Mechanism not available");
+			return;
+		}
+		s->auth_mech = IMAP_MECH_EXTERNAL;
+	} else {
+		imap_tagged(s, tag, "NO", "Unsupported authentication mechanism");
+		return;
+	}
+	if (ir != NULL) {
+		/* RFC 4959 SASL-IR */
+		if (ir->type != IMAP_ARG_ATOM) {
+			imap_tagged(s, tag, "BAD", "Bad initial response");
+			return;
+		}
+		sasl_response(s, tag, ir->s, ir->len);
+		return;
+	}
+	snprintf(s->auth_tag, sizeof(s->auth_tag), "%s", tag);
+	s->mode = IMAP_MODE_AUTH;
+	imap_out(s, "+ \r\n", sizeof("+ \r\n") - 1);
+}
+
+static void cmd_login(struct imap_session *s, const struct imap_cmd *cmd, const char *tag)
+{
+	char user[IMAP_ADDR_CAP], *pass;
+	const struct imap_arg *pa = imap_cmd_arg(cmd, 1);
+
+	if (!plaintext_allowed(s)) {
+		/* RFC 3501 6.2.3 with LOGINDISABLED */
+		imap_tagged(s, tag, "NO", "[PRIVACYREQUIRED] LOGIN is disabled before TLS");
+		return;
+	}
+	if (cmd->n_args != 2 || imap_arg_string(imap_cmd_arg(cmd, 0), user, sizeof(user)) < 0 ||
+	    pa == NULL || pa->type == IMAP_ARG_LIST || memchr(pa->s, '\0', pa->len) != NULL) {
+		imap_tagged(s, tag, "BAD", "LOGIN user password");
+		return;
+	}
+	pass = sp_xstrndup(pa->s, pa->len);
+	password_login(s, tag, user, pass, pa->len, "LOGIN");
+	sp_free_secret(pass, pa->len);
+}
+
+/* ------------------------------------------------------- selected state */
+
+void imap_report_store_changes(struct imap_session *s, const struct store_changes *ch)
+{
+	size_t n = store_mailbox_count(s->mb);
+
+	for (size_t i = 0; i < ch->n_expunged; i++) {
+		imap_outf(s, "* %u EXPUNGE\r\n", ch->expunged[i]);
+		if (s->reported_exists > 0)
+			s->reported_exists--;
+	}
+	if (n != s->reported_exists) {
+		uint32_t recent = 0;
+
+		for (size_t i = 0; i < n; i++)
+			recent += store_mailbox_msg(s->mb, i)->recent;
+		imap_outf(s, "* %zu EXISTS\r\n* %u RECENT\r\n", n, recent);
+		s->reported_exists = (uint32_t)n;
+	}
+	for (size_t i = 0; i < ch->n_changed; i++) {
+		const struct store_msg *m = store_mailbox_msg(s->mb, ch->changed[i] - 1);
+
+		if (m == NULL)
+			continue;
+		imap_outf(s, "* %u FETCH (FLAGS ", ch->changed[i]);
+		imap_out_flags(s, m->flags, m->recent);
+		imap_outf(s, " UID %u)\r\n", m->uid);
+	}
+}
+
+void imap_report_changes(struct imap_session *s)
+{
+	struct store_changes ch;
+	char *err = NULL;
+
+	if (s->state != IMAP_ST_SELECTED || s->mb == NULL)
+		return;
+	imap_cache_clear(&s->cache);
+	if (store_mailbox_sync(s->mb, &ch, &err) != STORE_MB_OK) {
+		sp_log(SP_LOG_ERR, "imap_sync", "user=%s why=\"%s\"", s->user, err);
+		free(err);
+		return;
+	}
+	if (ch.uidvalidity_changed) {
+		/* the UID list was rebuilt under us: the client must start over */
+		imap_out(s, "* BYE Mailbox UIDVALIDITY changed, please reconnect\r\n", sizeof("* BYE Mailbox UIDVALIDITY changed, please reconnect\r\n") - 1);
+		set_state(s, IMAP_ST_LOGOUT, "uidvalidity changed");
+		return;
+	}
+	imap_report_store_changes(s, &ch);
+}
+
+int imap_resolve_set(struct imap_session *s, const struct imap_arg *a, bool uid, size_t **idx_r,
+		     size_t *n_r)
+{
+	struct imap_seqset *set;
+	size_t n = store_mailbox_count(s->mb), k = 0;
+	size_t *idx;
+	uint32_t max;
+
+	*idx_r = NULL;
+	*n_r = 0;
+	if (a == NULL || a->type != IMAP_ARG_ATOM)
+		return -1;
+	set = sp_xmalloc(sizeof(*set));
+	if (imap_parse_seqset(a->s, a->len, set) < 0) {
+		free(set);
+		return -1;
+	}
+	idx = sp_xcalloc(n + 1, sizeof(*idx));
+	if (uid) {
+		max = n > 0 ? store_mailbox_msg(s->mb, n - 1)->uid : 0;
+		for (size_t i = 0; i < n; i++)
+			if (imap_seqset_contains(set, store_mailbox_msg(s->mb, i)->uid, max))
+				idx[k++] = i;
+	} else {
+		/* RFC 3501 9: a sequence number beyond the mailbox is an error */
+		for (size_t r = 0; r < set->n; r++)
+			if ((set->r[r].lo != UINT32_MAX && set->r[r].lo > n) ||
+			    (set->r[r].hi != UINT32_MAX && set->r[r].hi > n)) {
+				free(set);
+				free(idx);
+				return -2;
+			}
+		for (size_t i = 0; i < n; i++)
+			if (imap_seqset_contains(set, (uint32_t)(i + 1), (uint32_t)n))
+				idx[k++] = i;
+	}
+	free(set);
+	*idx_r = idx;
+	*n_r = k;
+	return 0;
+}
+
+void imap_store_error(struct imap_session *s, const char *tag, enum store_mb_result rc,
+		      const char *what, char *error)
+{
+	switch (rc) {
+	case STORE_MB_NOTFOUND:
+		imap_tagged(s, tag, "NO", "[%s] %s: no such mailbox",
+			    strcmp(what, "APPEND") == 0 || strcmp(what, "COPY") == 0 ? "TRYCREATE"
+										    : "NONEXISTENT",
+			    what);
+		break;
+	case STORE_MB_EXISTS:
+		imap_tagged(s, tag, "NO", "[ALREADYEXISTS] %s: mailbox exists", what);
+		break;
+	case STORE_MB_OVERQUOTA:
+		imap_tagged(s, tag, "NO", "[OVERQUOTA] %s: quota exceeded", what);
+		break;
+	case STORE_MB_BADNAME:
+		imap_tagged(s, tag, "NO", "[CANNOT] %s: bad mailbox name", what);
+		break;
+	case STORE_MB_HASCHILDREN:
+		imap_tagged(s, tag, "NO", "[INUSE] %s: mailbox has inferior hierarchical names", what);
+		break;
+	case STORE_MB_INBOX:
+		imap_tagged(s, tag, "NO", "[CANNOT] %s: not allowed on INBOX", what);
+		break;
+	default:
+		sp_log(SP_LOG_ERR, "imap_store", "user=%s op=%s why=\"%s\"", s->user, what,
+		       error != NULL ? error : "?");
+		imap_tagged(s, tag, "NO", "[SERVERBUG] %s failed", what);
+		break;
+	}
+	free(error);
+}
+
+int imap_mailbox_arg(const struct imap_arg *a, char *buf, size_t cap)
+{
+	if (imap_arg_string(a, buf, cap) < 0)
+		return -1;
+	if (store_mailbox_is_inbox(buf))
+		snprintf(buf, cap, "INBOX");
+	return 0;
+}
+
+static void cmd_select(struct imap_session *s, const struct imap_cmd *cmd, const char *tag,
+		       bool examine)
+{
+	char name[STORE_MAILBOX_NAME_MAX + 1], *err = NULL;
+	struct store_mailbox *mb;
+	enum store_mb_result rc;
+	size_t n, first_unseen = 0;
+	uint32_t recent = 0;
+
+	/* RFC 3501 6.3.1: a SELECT while selected deselects first, even when it fails */
+	if (s->state == IMAP_ST_SELECTED)
+		set_state(s, IMAP_ST_AUTHENTICATED, "SELECT closes the mailbox");
+	if (cmd->n_args != 1 || imap_mailbox_arg(imap_cmd_arg(cmd, 0), name, sizeof(name)) < 0) {
+		imap_tagged(s, tag, "BAD", "%s mailbox", examine ? "EXAMINE" : "SELECT");
+		return;
+	}
+	rc = store_mailbox_open(s->maildir, name, examine, &mb, &err);
+	if (rc != STORE_MB_OK) {
+		imap_store_error(s, tag, rc, examine ? "EXAMINE" : "SELECT", err);
+		return;
+	}
+	s->mb = mb;
+	s->read_only = examine;
+	n = store_mailbox_count(mb);
+	for (size_t i = 0; i < n; i++) {
+		const struct store_msg *m = store_mailbox_msg(mb, i);
+
+		recent += m->recent;
+		if (first_unseen == 0 && !(m->flags & STORE_F_SEEN))
+			first_unseen = i + 1;
+	}
+	imap_outf(s, "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft)\r\n"
+		     "* OK [PERMANENTFLAGS (%s)] Limited\r\n"
+		     "* %zu EXISTS\r\n* %u RECENT\r\n",
+		  examine ? "" : "\\Answered \\Flagged \\Deleted \\Seen \\Draft", n, recent);
+	if (first_unseen > 0)
+		imap_outf(s, "* OK [UNSEEN %zu] First unseen\r\n", first_unseen);
+	imap_outf(s, "* OK [UIDVALIDITY %u] UIDs valid\r\n* OK [UIDNEXT %u] Predicted next UID\r\n",
+		  store_mailbox_uidvalidity(mb), store_mailbox_uidnext(mb));
+	s->reported_exists = (uint32_t)n;
+	set_state(s, IMAP_ST_SELECTED, examine ? "EXAMINE" : "SELECT");
+	imap_tagged(s, tag, "OK", "[%s] %s completed", examine ? "READ-ONLY" : "READ-WRITE",
+		    examine ? "EXAMINE" : "SELECT");
+}
+
+static bool want_in_set(uint32_t uid, void *arg)
+{
+	const struct imap_seqset *set = arg;
+
+	return imap_seqset_contains(set, uid, UINT32_MAX - 1);
+}
+
+static void cmd_expunge(struct imap_session *s, const struct imap_cmd *cmd, const char *tag,
+			bool silent)
+{
+	struct store_changes ch;
+	struct imap_seqset *set = NULL;
+	char *err = NULL;
+	enum store_mb_result rc;
+
+	if (s->read_only) {
+		if (!silent)
+			imap_tagged(s, tag, "NO", "[READ-ONLY] Mailbox is read-only");
+		return;
+	}
+	if (cmd != NULL && cmd->uid) {
+		const struct imap_arg *a = imap_cmd_arg(cmd, 0);
+
+		/* RFC 4315 2.1 UID EXPUNGE: '*' is the largest UID in use */
+		set = sp_xmalloc(sizeof(*set));
+		if (cmd->n_args != 1 || a->type != IMAP_ARG_ATOM ||
+		    imap_parse_seqset(a->s, a->len, set) < 0) {
+			free(set);
+			imap_tagged(s, tag, "BAD", "UID EXPUNGE uid-set");
+			return;
+		}
+		{
+			size_t n = store_mailbox_count(s->mb);
+			uint32_t max = n > 0 ? store_mailbox_msg(s->mb, n - 1)->uid : 0;
+
+			for (size_t r = 0; r < set->n; r++) {
+				if (set->r[r].lo == UINT32_MAX)
+					set->r[r].lo = max;
+				if (set->r[r].hi == UINT32_MAX)
+					set->r[r].hi = max;
+			}
+		}
+	}
+	imap_cache_clear(&s->cache);
+	rc = store_mailbox_expunge(s->mb, set != NULL ? want_in_set : NULL, set, &ch, &err);
+	free(set);
+	if (rc != STORE_MB_OK) {
+		if (!silent)
+			imap_store_error(s, tag, rc, "EXPUNGE", err);
+		else
+			free(err);
+		return;
+	}
+	if (!silent) {
+		for (size_t i = 0; i < ch.n_expunged; i++)
+			imap_outf(s, "* %u EXPUNGE\r\n", ch.expunged[i]);
+		s->reported_exists -= (uint32_t)ch.n_expunged;
+	}
+}
+
+static void cmd_store(struct imap_session *s, const struct imap_cmd *cmd, const char *tag)
+{
+	const struct imap_arg *item = imap_cmd_arg(cmd, 1);
+	size_t *idx, n;
+	unsigned flags;
+	int mode; /* 0 replace, 1 add, -1 remove */
+	bool silent;
+	char word[32];
+	int rc;
+
+	if (cmd->n_args < 3 || item == NULL || item->type != IMAP_ARG_ATOM || item->len >= sizeof(word)) {
+		imap_tagged(s, tag, "BAD", "STORE set [+|-]FLAGS[.SILENT] (flags)");
+		return;
+	}
+	memcpy(word, item->s, item->len);
+	word[item->len] = '\0';
+	mode = word[0] == '+' ? 1 : word[0] == '-' ? -1 : 0;
+	if (strcasecmp(word + (mode != 0), "FLAGS") == 0)
+		silent = false;
+	else if (strcasecmp(word + (mode != 0), "FLAGS.SILENT") == 0)
+		silent = true;
+	else {
+		imap_tagged(s, tag, "BAD", "Unknown STORE item");
+		return;
+	}
+	if (cmd->n_args == 3) {
+		if (imap_parse_flags(cmd, imap_cmd_arg(cmd, 2), &flags) < 0) {
+			imap_tagged(s, tag, "BAD", "Bad flag list");
+			return;
+		}
+	} else {
+		/* flags without parentheses: "STORE 1 +FLAGS \Seen \Deleted" */
+		flags = 0;
+		for (size_t i = 2; i < cmd->n_args; i++) {
+			unsigned f;
+
+			if (imap_parse_flags(cmd, imap_cmd_arg(cmd, i), &f) < 0) {
+				imap_tagged(s, tag, "BAD", "Bad flag list");
+				return;
+			}
+			flags |= f;
+		}
+	}
+	if (s->read_only) {
+		imap_tagged(s, tag, "NO", "[READ-ONLY] Mailbox is read-only");
+		return;
+	}
+	rc = imap_resolve_set(s, imap_cmd_arg(cmd, 0), cmd->uid, &idx, &n);
+	if (rc < 0) {
+		imap_tagged(s, tag, "BAD", rc == -2 ? "Invalid message sequence number" : "Bad message set");
+		return;
+	}
+	for (size_t i = 0; i < n; i++) {
+		const struct store_msg *m = store_mailbox_msg(s->mb, idx[i]);
+		unsigned nf = mode == 0 ? flags : mode > 0 ? (m->flags | flags) : (m->flags & ~flags);
+		char *err = NULL;
+
+		if (store_mailbox_set_flags(s->mb, idx[i], nf, &err) != STORE_MB_OK) {
+			free(err);
+			continue; /* expunged elsewhere: reported at the next sync */
+		}
+		m = store_mailbox_msg(s->mb, idx[i]);
+		if (!silent || cmd->uid) {
+			imap_outf(s, "* %zu FETCH (", idx[i] + 1);
+			if (!silent) {
+				imap_out(s, "FLAGS ", sizeof("FLAGS ") - 1);
+				imap_out_flags(s, m->flags, m->recent);
+			}
+			if (cmd->uid)
+				imap_outf(s, "%sUID %u", silent ? "" : " ", m->uid);
+			imap_out(s, ")\r\n", sizeof(")\r\n") - 1);
+		}
+	}
+	free(idx);
+	imap_cache_clear(&s->cache);
+	imap_tagged(s, tag, "OK", "%sSTORE completed", cmd->uid ? "UID " : "");
+}
+
+/* UID list "1,3:5" in COPYUID form, compressed into ranges. */
+static void out_uid_list(struct imap_session *s, const uint32_t *u, size_t n)
+{
+	size_t i = 0;
+	bool first = true;
+
+	while (i < n) {
+		size_t j = i;
+
+		if (u[i] == 0) {
+			i++;
+			continue;
+		}
+		while (j + 1 < n && u[j + 1] == u[j] + 1)
+			j++;
+		if (j > i)
+			imap_outf(s, "%s%u:%u", first ? "" : ",", u[i], u[j]);
+		else
+			imap_outf(s, "%s%u", first ? "" : ",", u[i]);
+		first = false;
+		i = j + 1;
+	}
+}
+
+static void cmd_copy(struct imap_session *s, const struct imap_cmd *cmd, const char *tag)
+{
+	char dest[STORE_MAILBOX_NAME_MAX + 1], *err = NULL;
+	size_t *idx, n, k = 0;
+	uint32_t validity = 0, *dst, *src;
+	enum store_mb_result rc;
+	int r;
+
+	if (cmd->n_args != 2 || imap_mailbox_arg(imap_cmd_arg(cmd, 1), dest, sizeof(dest)) < 0) {
+		imap_tagged(s, tag, "BAD", "COPY set mailbox");
+		return;
+	}
+	r = imap_resolve_set(s, imap_cmd_arg(cmd, 0), cmd->uid, &idx, &n);
+	if (r < 0) {
+		imap_tagged(s, tag, "BAD", r == -2 ? "Invalid message sequence number" : "Bad message set");
+		return;
+	}
+	dst = sp_xcalloc(n + 1, sizeof(*dst));
+	src = sp_xcalloc(n + 1, sizeof(*src));
+	rc = n == 0 ? STORE_MB_OK
+		    : store_mailbox_copy(s->mb, idx, n, s->maildir, dest, s->env->hostname, s->quota,
+					 &validity, dst, &err);
+	if (rc != STORE_MB_OK) {
+		imap_store_error(s, tag, rc, "COPY", err);
+	} else {
+		for (size_t i = 0; i < n; i++)
+			if (dst[i] != 0) {
+				src[k] = store_mailbox_msg(s->mb, idx[i])->uid;
+				dst[k++] = dst[i];
+			}
+		if (k > 0) {
+			/* RFC 4315 3: COPYUID */
+			imap_outf(s, "%s OK [COPYUID %u ", tag, validity);
+			out_uid_list(s, src, k);
+			imap_out(s, " ", sizeof(" ") - 1);
+			out_uid_list(s, dst, k);
+			imap_outf(s, "] %sCOPY completed\r\n", cmd->uid ? "UID " : "");
+		} else {
+			imap_tagged(s, tag, "OK", "%sCOPY completed", cmd->uid ? "UID " : "");
+		}
+	}
+	free(idx);
+	free(dst);
+	free(src);
+}
+
+static void cmd_enable(struct imap_session *s, const struct imap_cmd *cmd, const char *tag)
+{
+	(void)cmd;
+	/* RFC 5161: nothing we offer needs enabling */
+	imap_out(s, "* ENABLED\r\n", sizeof("* ENABLED\r\n") - 1);
+	imap_tagged(s, tag, "OK", "ENABLE completed");
+}
+
+static void cmd_id(struct imap_session *s, const struct imap_cmd *cmd, const char *tag)
+{
+	(void)cmd;
+	/* RFC 2971: say little about ourselves */
+	imap_out(s, "* ID (\"name\" \"Sealpost\")\r\n", sizeof("* ID (\"name\" \"Sealpost\")\r\n") - 1);
+	imap_tagged(s, tag, "OK", "ID completed");
+}
+
+/* ----------------------------------------------------------- dispatch */
+
+#define S_NA (1u << IMAP_ST_NOT_AUTHENTICATED)
+#define S_AU (1u << IMAP_ST_AUTHENTICATED)
+#define S_SE (1u << IMAP_ST_SELECTED)
+#define S_ANY (S_NA | S_AU | S_SE)
+
+enum cmd_id {
+	C_CAPABILITY, C_NOOP, C_LOGOUT, C_ID, C_STARTTLS, C_AUTHENTICATE, C_LOGIN, C_SELECT,
+	C_EXAMINE, C_CREATE, C_DELETE, C_RENAME, C_SUBSCRIBE, C_UNSUBSCRIBE, C_LIST, C_LSUB,
+	C_STATUS, C_APPEND, C_NAMESPACE, C_GETQUOTAROOT, C_GETQUOTA, C_ENABLE, C_IDLE, C_CHECK,
+	C_CLOSE, C_UNSELECT, C_EXPUNGE, C_SEARCH, C_FETCH, C_STORE, C_COPY,
+};
+
+/* Which command is allowed in which state: RFC 3501 6.1 (any state), 6.2
+ * (not authenticated), 6.3 (authenticated, also valid when selected), 6.4
+ * (selected); the extensions as their RFCs place them. */
+static const struct {
+	const char *name;
+	enum cmd_id id;
+	unsigned states;
+	bool uid_ok;
+} commands[] = {
+	{"CAPABILITY", C_CAPABILITY, S_ANY, false},
+	{"NOOP", C_NOOP, S_ANY, false},
+	{"LOGOUT", C_LOGOUT, S_ANY, false},
+	{"ID", C_ID, S_ANY, false},                     /* RFC 2971 */
+	{"STARTTLS", C_STARTTLS, S_NA, false},
+	{"AUTHENTICATE", C_AUTHENTICATE, S_NA, false},
+	{"LOGIN", C_LOGIN, S_NA, false},
+	{"SELECT", C_SELECT, S_AU | S_SE, false},
+	{"EXAMINE", C_EXAMINE, S_AU | S_SE, false},
+	{"CREATE", C_CREATE, S_AU | S_SE, false},
+	{"DELETE", C_DELETE, S_AU | S_SE, false},
+	{"RENAME", C_RENAME, S_AU | S_SE, false},
+	{"SUBSCRIBE", C_SUBSCRIBE, S_AU | S_SE, false},
+	{"UNSUBSCRIBE", C_UNSUBSCRIBE, S_AU | S_SE, false},
+	{"LIST", C_LIST, S_AU | S_SE, false},
+	{"LSUB", C_LSUB, S_AU | S_SE, false},
+	{"STATUS", C_STATUS, S_AU | S_SE, false},
+	{"APPEND", C_APPEND, S_AU | S_SE, false},
+	{"NAMESPACE", C_NAMESPACE, S_AU | S_SE, false}, /* RFC 2342 */
+	{"GETQUOTAROOT", C_GETQUOTAROOT, S_AU | S_SE, false}, /* RFC 2087 */
+	{"GETQUOTA", C_GETQUOTA, S_AU | S_SE, false},
+	{"ENABLE", C_ENABLE, S_AU | S_SE, false},       /* RFC 5161 */
+	{"IDLE", C_IDLE, S_AU | S_SE, false},           /* RFC 2177 */
+	{"CHECK", C_CHECK, S_SE, false},
+	{"CLOSE", C_CLOSE, S_SE, false},
+	{"UNSELECT", C_UNSELECT, S_SE, false},          /* RFC 3691 */
+	{"EXPUNGE", C_EXPUNGE, S_SE, true},             /* UID EXPUNGE: RFC 4315 */
+	{"SEARCH", C_SEARCH, S_SE, true},
+	{"FETCH", C_FETCH, S_SE, true},
+	{"STORE", C_STORE, S_SE, true},
+	{"COPY", C_COPY, S_SE, true},
+};
+
+static void bad_command(struct imap_session *s, const char *tag, const char *text)
+{
+	imap_tagged(s, tag, "BAD", "%s", text);
+	if (++s->bad_commands >= s->env->max_bad_commands) {
+		imap_out(s, "* BYE Too many invalid commands\r\n", sizeof("* BYE Too many invalid commands\r\n") - 1);
+		set_state(s, IMAP_ST_LOGOUT, "bad commands");
+	}
+}
+
+static void run_command(struct imap_session *s, struct imap_cmd *cmd)
+{
+	char tag[IMAP_TAG_MAX + 1];
+	size_t i;
+
+	memcpy(tag, cmd->tag, cmd->tag_len);
+	tag[cmd->tag_len] = '\0';
+	for (i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		if (strcmp(commands[i].name, cmd->name) == 0)
+			break;
+	if (i == sizeof(commands) / sizeof(commands[0]) || (cmd->uid && !commands[i].uid_ok)) {
+		bad_command(s, tag, "Unknown command");
+		return;
+	}
+	if (!(commands[i].states & (1u << s->state))) {
+		bad_command(s, tag, s->state == IMAP_ST_NOT_AUTHENTICATED ? "Log in first"
+				    : s->state == IMAP_ST_SELECTED || s->state == IMAP_ST_AUTHENTICATED
+					    ? (commands[i].states == S_SE ? "No mailbox selected"
+									 : "Already authenticated")
+					    : "Wrong state");
+		return;
+	}
+	switch (commands[i].id) {
+	case C_CAPABILITY:
+		imap_out(s, "* CAPABILITY ", sizeof("* CAPABILITY ") - 1);
+		out_capabilities(s);
+		imap_out(s, "\r\n", sizeof("\r\n") - 1);
+		imap_tagged(s, tag, "OK", "CAPABILITY completed");
+		break;
+	case C_NOOP:
+	case C_CHECK:
+		imap_report_changes(s);
+		imap_tagged(s, tag, "OK", "%s completed", cmd->name);
+		break;
+	case C_LOGOUT:
+		imap_out(s, "* BYE Logging out\r\n", sizeof("* BYE Logging out\r\n") - 1);
+		imap_tagged(s, tag, "OK", "LOGOUT completed");
+		set_state(s, IMAP_ST_LOGOUT, "LOGOUT"); /* RFC 3501 3.4 */
+		break;
+	case C_ID:
+		cmd_id(s, cmd, tag);
+		break;
+	case C_STARTTLS:
+		if (s->tls || !s->env->starttls || s->backend) {
+			imap_tagged(s, tag, "NO", "TLS is not available here");
+			break;
+		}
+		imap_tagged(s, tag, "OK", "Begin TLS negotiation now");
+		/* RFC 3501 6.2.1 / RFC 3207 4.2: anything sent after the command
+		 * is thrown away once the handshake starts */
+		s->want_starttls = true;
+		break;
+	case C_AUTHENTICATE:
+		cmd_authenticate(s, cmd, tag);
+		break;
+	case C_LOGIN:
+		cmd_login(s, cmd, tag);
+		break;
+	case C_SELECT:
+	case C_EXAMINE:
+		cmd_select(s, cmd, tag, commands[i].id == C_EXAMINE);
+		break;
+	case C_CREATE:
+		imap_cmd_create(s, cmd);
+		break;
+	case C_DELETE:
+		imap_cmd_delete(s, cmd);
+		break;
+	case C_RENAME:
+		imap_cmd_rename(s, cmd);
+		break;
+	case C_SUBSCRIBE:
+	case C_UNSUBSCRIBE:
+		imap_cmd_subscribe(s, cmd, commands[i].id == C_SUBSCRIBE);
+		break;
+	case C_LIST:
+	case C_LSUB:
+		imap_cmd_list(s, cmd, commands[i].id == C_LSUB);
+		break;
+	case C_STATUS:
+		imap_cmd_status(s, cmd);
+		break;
+	case C_APPEND:
+		imap_cmd_append(s, cmd);
+		break;
+	case C_NAMESPACE:
+		imap_out(s, "* NAMESPACE ((\"\" \".\")) NIL NIL\r\n", sizeof("* NAMESPACE ((\"\" \".\")) NIL NIL\r\n") - 1);
+		imap_tagged(s, tag, "OK", "NAMESPACE completed");
+		break;
+	case C_GETQUOTAROOT:
+	case C_GETQUOTA:
+		imap_cmd_quota(s, cmd, commands[i].id == C_GETQUOTAROOT);
+		break;
+	case C_ENABLE:
+		cmd_enable(s, cmd, tag);
+		break;
+	case C_IDLE:
+		snprintf(s->idle_tag, sizeof(s->idle_tag), "%s", tag);
+		s->mode = IMAP_MODE_IDLE;
+		imap_out(s, "+ idling\r\n", sizeof("+ idling\r\n") - 1);
+		imap_report_changes(s);
+		break;
+	case C_CLOSE:
+		/* RFC 3501 6.4.2: expunge silently (not when read-only), no EXPUNGE responses */
+		cmd_expunge(s, NULL, tag, true);
+		set_state(s, IMAP_ST_AUTHENTICATED, "CLOSE");
+		imap_tagged(s, tag, "OK", "CLOSE completed");
+		break;
+	case C_UNSELECT:
+		set_state(s, IMAP_ST_AUTHENTICATED, "UNSELECT");
+		imap_tagged(s, tag, "OK", "UNSELECT completed");
+		break;
+	case C_EXPUNGE:
+		cmd_expunge(s, cmd, tag, false);
+		if (s->state == IMAP_ST_SELECTED)
+			imap_report_changes(s);
+		imap_tagged(s, tag, "OK", "%sEXPUNGE completed", cmd->uid ? "UID " : "");
+		break;
+	case C_SEARCH:
+		/* RFC 3501 7.4.1: no EXPUNGE during FETCH, STORE, SEARCH */
+		imap_cmd_search(s, cmd);
+		break;
+	case C_FETCH:
+		imap_cmd_fetch(s, cmd);
+		break;
+	case C_STORE:
+		cmd_store(s, cmd, tag);
+		break;
+	case C_COPY:
+		cmd_copy(s, cmd, tag);
+		break;
+	}
+}
+
+/* ------------------------------------------------------------- input */
+
+static void consume_input(struct imap_session *s, size_t n)
+{
+	if (n >= s->in_len) {
+		s->in_len = 0;
+	} else {
+		memmove(s->in, s->in + n, s->in_len - n);
+		s->in_len -= n;
+	}
+	imap_framer_reset(&s->framer);
+	/* give memory back after a large APPEND */
+	if (s->in_cap > 4 * IMAP_INBUF_CAP && s->in_len < IMAP_INBUF_CAP) {
+		s->in = sp_xrealloc(s->in, IMAP_INBUF_CAP, 1);
+		s->in_cap = IMAP_INBUF_CAP;
+	}
+}
+
+static uint8_t *find_crlf(uint8_t *buf, size_t len)
+{
+	for (size_t i = 0; i + 1 < len; i++)
+		if (buf[i] == '\r' && buf[i + 1] == '\n')
+			return buf + i;
+	return NULL;
+}
+
+/* A line in AUTH or IDLE mode. */
+static void line_mode(struct imap_session *s, uint8_t *line, size_t len)
+{
+	if (s->mode == IMAP_MODE_AUTH) {
+		char tag[IMAP_TAG_MAX + 1];
+
+		snprintf(tag, sizeof(tag), "%s", s->auth_tag);
+		sasl_response(s, tag, (const char *)line, len);
+		return;
+	}
+	/* IDLE: only DONE ends it (RFC 2177 3) */
+	if (len == 4 && strncasecmp((const char *)line, "DONE", 4) == 0) {
+		s->mode = IMAP_MODE_COMMAND;
+		imap_tagged(s, s->idle_tag, "OK", "IDLE terminated");
+		return;
+	}
+	s->mode = IMAP_MODE_COMMAND;
+	imap_tagged(s, s->idle_tag, "BAD", "Expected DONE");
+}
+
+static bool output_full(const struct imap_session *s)
+{
+	return s->out.len - s->out.off >= IMAP_OUT_HIGH_WATER;
+}
+
+void imap_session_process(struct imap_session *s)
+{
+	while (s->job == NULL && !s->want_close && !s->want_starttls && !output_full(s)) {
+		enum imap_frame_result fr;
+		size_t len, consumed;
+		uint64_t lit;
+		bool nonsync;
+
+		if (s->fetch.active) {
+			imap_fetch_continue(s);
+			continue;
+		}
+		if (s->in_len == 0)
+			break;
+		if (s->mode != IMAP_MODE_COMMAND) {
+			uint8_t *crlf = find_crlf(s->in, s->in_len);
+
+			if (crlf == NULL) {
+				if (s->in_len > IMAP_LINE_MAX) {
+					imap_out(s, "* BYE Line too long\r\n", sizeof("* BYE Line too long\r\n") - 1);
+					set_state(s, IMAP_ST_LOGOUT, "line too long");
+				}
+				break;
+			}
+			len = (size_t)(crlf - s->in);
+			line_mode(s, s->in, len);
+			consume_input(s, len + 2);
+			continue;
+		}
+		fr = imap_frame(&s->framer, s->in, s->in_len, s->env->max_message_size, &len, &consumed,
+				&lit, &nonsync);
+		if (fr == IMAP_FRAME_NEED_MORE)
+			break;
+		if (fr == IMAP_FRAME_LITERAL_SYNC) {
+			imap_out(s, "+ Ready for literal data\r\n", sizeof("+ Ready for literal data\r\n") - 1);
+			continue;
+		}
+		if (fr == IMAP_FRAME_LINE_TOO_LONG) {
+			imap_out(s, "* BAD Line too long\r\n* BYE Line too long\r\n", sizeof("* BAD Line too long\r\n* BYE Line too long\r\n") - 1);
+			set_state(s, IMAP_ST_LOGOUT, "line too long");
+			break;
+		}
+		if (fr == IMAP_FRAME_LITERAL_TOO_BIG) {
+			size_t t = 0;
+
+			if (nonsync) {
+				/* RFC 7888 4: the octets are on their way; we cannot resync */
+				imap_out(s, "* BYE [TOOBIG] Literal too big\r\n", sizeof("* BYE [TOOBIG] Literal too big\r\n") - 1);
+				set_state(s, IMAP_ST_LOGOUT, "literal too big");
+				break;
+			}
+			/* the tag, if it is one (never echo other bytes) */
+			while (t < len && t < IMAP_TAG_MAX && s->in[t] > ' ' && s->in[t] < 0x7f &&
+			       s->in[t] != '+' && s->in[t] != '"' && s->in[t] != '(' && s->in[t] != ')' &&
+			       s->in[t] != '{')
+				t++;
+			if (t == 0 || t >= len || s->in[t] != ' ')
+				imap_outf(s, "* NO [TOOBIG] Literal of %llu octets is too big\r\n",
+					  (unsigned long long)lit);
+			else
+				imap_outf(s, "%.*s NO [TOOBIG] Literal of %llu octets is too big\r\n",
+					  (int)t, (const char *)s->in, (unsigned long long)lit);
+			consume_input(s, consumed);
+			continue;
+		}
+		/* a whole command */
+		{
+			const char *why;
+
+			if (imap_parse_command(s->in, len, s->cmd, &why) < 0) {
+				if (s->cmd->tag_len > 0) {
+					char tag[IMAP_TAG_MAX + 1];
+
+					memcpy(tag, s->cmd->tag, s->cmd->tag_len);
+					tag[s->cmd->tag_len] = '\0';
+					bad_command(s, tag, why);
+				} else {
+					bad_command(s, "*", why);
+				}
+			} else {
+				run_command(s, s->cmd);
+			}
+			consume_input(s, consumed);
+			if (s->want_starttls)
+				s->in_len = 0;
+		}
+	}
+}
+
+size_t imap_session_input_room(const struct imap_session *s)
+{
+	size_t limit = IMAP_INBUF_CAP;
+
+	if (s->want_close || s->want_starttls || output_full(s) || s->fetch.active || s->job != NULL)
+		return 0;
+	if (s->framer.literal_left > 0)
+		limit = s->framer.pos + (size_t)s->framer.literal_left + IMAP_INBUF_CAP;
+	return s->in_len < limit ? limit - s->in_len : 0;
+}
+
+size_t imap_session_feed(struct imap_session *s, const void *data, size_t len)
+{
+	size_t room = imap_session_input_room(s);
+
+	if (len > room)
+		len = room;
+	if (s->in_len + len > s->in_cap) {
+		size_t cap = s->in_cap;
+
+		while (cap < s->in_len + len)
+			cap *= 2;
+		s->in = sp_xrealloc(s->in, cap, 1);
+		s->in_cap = cap;
+	}
+	memcpy(s->in + s->in_len, data, len);
+	s->in_len += len;
+	imap_session_process(s);
+	return len;
+}
+
+void imap_session_eof(struct imap_session *s)
+{
+	if (s->state != IMAP_ST_LOGOUT)
+		set_state(s, IMAP_ST_LOGOUT, "client closed");
+}
+
+const uint8_t *imap_session_output(const struct imap_session *s, size_t *len_r)
+{
+	*len_r = s->out.len - s->out.off;
+	return s->out.data + s->out.off;
+}
+
+void imap_session_output_consumed(struct imap_session *s, size_t n)
+{
+	s->out.off += n;
+	if (s->out.off >= s->out.len)
+		s->out.off = s->out.len = 0;
+}
+
+unsigned imap_session_wants(const struct imap_session *s)
+{
+	unsigned w = 0;
+
+	if (s->want_close)
+		return IMAP_WANT_CLOSE;
+	if (s->want_starttls)
+		return IMAP_WANT_STARTTLS;
+	if (imap_session_input_room(s) > 0)
+		w |= IMAP_WANT_READ;
+	return w;
+}
+
+void imap_session_tls_ready(struct imap_session *s, const struct sp_proxy_info *facts)
+{
+	s->want_starttls = false;
+	s->tls = true;
+	s->tls_info = *facts;
+	s->in_len = 0;
+	imap_framer_reset(&s->framer);
+	map_client_cert(s);
+	sp_log(SP_LOG_INFO, "imap_starttls", "client=%s version=%s cipher=%s cert_user=%s",
+	       s->client_ip, facts->tls_version, facts->tls_cipher,
+	       s->cert_user[0] != '\0' ? s->cert_user : "-");
+}
+
+long imap_session_timeout_ms(const struct imap_session *s)
+{
+	return s->state == IMAP_ST_NOT_AUTHENTICATED ? s->env->login_timeout_ms
+						     : s->env->idle_timeout_ms;
+}
+
+void imap_session_timeout(struct imap_session *s)
+{
+	imap_out(s, "* BYE Autologout; idle for too long\r\n", sizeof("* BYE Autologout; idle for too long\r\n") - 1);
+	set_state(s, IMAP_ST_LOGOUT, "timeout");
+}
+
+long imap_session_poll_ms(const struct imap_session *s)
+{
+	return s->mode == IMAP_MODE_IDLE && s->state == IMAP_ST_SELECTED ? 2000 : 0;
+}
+
+void imap_session_poll(struct imap_session *s)
+{
+	if (s->mode == IMAP_MODE_IDLE)
+		imap_report_changes(s);
+}
+
+enum imap_state imap_session_state(const struct imap_session *s)
+{
+	return s->state;
+}
+
+const char *imap_session_user(const struct imap_session *s)
+{
+	return s->user[0] != '\0' ? s->user : NULL;
+}
+
+struct imap_session *imap_session_new(const struct imap_env *env, const struct imap_conn_info *ci)
+{
+	struct imap_session *s = sp_xcalloc(1, sizeof(*s));
+	unsigned port;
+
+	s->env = env;
+	s->state = IMAP_ST_NOT_AUTHENTICATED;
+	s->client = ci->client;
+	s->local = ci->local;
+	s->backend = ci->backend;
+	s->client_name = ci->client_name;
+	s->client_name_verified = ci->client_name_verified;
+	smtp_sockaddr_text(&s->client, s->client_ip, sizeof(s->client_ip), &port);
+	s->in_cap = IMAP_INBUF_CAP;
+	s->in = sp_xmalloc(s->in_cap);
+	s->cmd = sp_xmalloc(sizeof(*s->cmd));
+	s->cache.idx = -1;
+	if (ci->tls != NULL) {
+		s->tls = true;
+		s->tls_info = *ci->tls;
+		map_client_cert(s);
+	}
+	/* IMAPS with a certificate that maps to a user: PREAUTH (RFC 3501 7.1.4) */
+	if (s->tls && s->backend && s->cert_user[0] != '\0') {
+		const struct dir_user *u = dir_users_find(env->users, s->cert_user);
+
+		if (u != NULL && login_as(s, NULL, u, "certificate")) {
+			imap_out(s, "* PREAUTH [CAPABILITY ", sizeof("* PREAUTH [CAPABILITY ") - 1);
+			out_capabilities(s);
+			imap_outf(s, "] %s IMAP4rev1 server, logged in as %s\r\n", env->hostname,
+				  s->user);
+			return s;
+		}
+	}
+	imap_out(s, "* OK [CAPABILITY ", sizeof("* OK [CAPABILITY ") - 1);
+	out_capabilities(s);
+	imap_outf(s, "] %s IMAP4rev1 server ready\r\n", env->hostname);
+	return s;
+}
+
+void imap_session_set_resume(struct imap_session *s, void (*resume)(void *arg), void *arg)
+{
+	s->resume = resume;
+	s->resume_arg = arg;
+}
+
+void imap_session_free(struct imap_session **sp)
+{
+	struct imap_session *s = *sp;
+
+	if (s == NULL)
+		return;
+	ips_auth_orphan(s->job);
+	imap_fetch_clear(&s->fetch);
+	imap_cache_clear(&s->cache);
+	store_mailbox_close(&s->mb);
+	if (s->in != NULL)
+		sp_free_secret(s->in, s->in_cap); /* may hold a password */
+	free(s->cmd);
+	free(s->out.data);
+	free(s);
+	*sp = NULL;
+}
+
+const struct imap_env *imap_session_env(const struct imap_session *s)
+{
+	return s->env;
+}

@@ -1,0 +1,1125 @@
+/* One mailbox of a user's Maildir as IMAP and POP see it: a view of its
+ * messages in UID order, kept in step with the directories by syncs (under
+ * the mailbox's flock), flags in the info suffix, expunge, append through
+ * the crash-safe store_maildir_deliver, and copy by hard link. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "common/xalloc.h"
+#include "mailcore/mailcore.h"
+#include "mailcore/store_mailbox.h"
+
+struct store_mailbox {
+	char *name;
+	char dir[PATH_MAX];
+	char root[PATH_MAX];  /* the user's Maildir */
+	bool read_only;
+	int lock_fd;
+	uint32_t uidvalidity, uidnext;
+	struct store_msg *msgs;
+	size_t n;
+	/* the last sync's or expunge's report */
+	uint32_t *expunged, *changed;
+	size_t n_expunged, n_changed;
+};
+
+/* ---------------------------------------------------------------- names */
+
+bool store_mailbox_is_inbox(const char *name)
+{
+	return strcasecmp(name, "INBOX") == 0;
+}
+
+bool store_mailbox_name_valid(const char *name)
+{
+	size_t len = strlen(name);
+
+	if (len == 0 || len > STORE_MAILBOX_NAME_MAX)
+		return false;
+	if (name[0] == '.' || name[len - 1] == '.')
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)name[i];
+
+		if (c < 0x20 || c >= 0x7f || c == '/' || c == '\\' || c == '*' || c == '%' ||
+		    c == '"')
+			return false;
+		if (c == '.' && name[i + 1] == '.')
+			return false;
+	}
+	/* "INBOX.x" is a folder named INBOX.x, fine; but not "INBOX" spelled
+	 * as a folder directory */
+	return true;
+}
+
+int store_mailbox_dir(const char *maildir, const char *name, char *buf, size_t cap)
+{
+	int n;
+
+	if (!store_mailbox_name_valid(name))
+		return -1;
+	if (store_mailbox_is_inbox(name))
+		n = snprintf(buf, cap, "%s", maildir);
+	else
+		n = snprintf(buf, cap, "%s/.%s", maildir, name);
+	return n < 0 || (size_t)n >= cap ? -1 : 0;
+}
+
+static const struct {
+	char letter;
+	unsigned flag;
+} flag_letters[] = {
+	{'D', STORE_F_DRAFT}, {'F', STORE_F_FLAGGED}, {'R', STORE_F_ANSWERED},
+	{'S', STORE_F_SEEN},  {'T', STORE_F_DELETED},
+};
+
+unsigned store_flags_from_info(const char *info)
+{
+	unsigned flags = 0;
+
+	if (info == NULL || strncmp(info, "2,", 2) != 0)
+		return 0;
+	for (const char *p = info + 2; *p != '\0'; p++)
+		for (size_t i = 0; i < sizeof(flag_letters) / sizeof(flag_letters[0]); i++)
+			if (*p == flag_letters[i].letter)
+				flags |= flag_letters[i].flag;
+	return flags;
+}
+
+/* ":2," + our letters + the letters we do not own (P, keywords) kept from
+ * old_info, all in ASCII order as the Maildir spec asks. */
+static void info_build(unsigned flags, const char *old_info, char *buf, size_t cap)
+{
+	char letters[64];
+	size_t n = 0;
+
+	for (size_t i = 0; i < sizeof(flag_letters) / sizeof(flag_letters[0]); i++)
+		if (flags & flag_letters[i].flag)
+			letters[n++] = flag_letters[i].letter;
+	if (old_info != NULL && strncmp(old_info, "2,", 2) == 0) {
+		for (const char *p = old_info + 2; *p != '\0' && n + 1 < sizeof(letters); p++) {
+			bool ours = false;
+
+			for (size_t i = 0; i < sizeof(flag_letters) / sizeof(flag_letters[0]); i++)
+				ours |= *p == flag_letters[i].letter;
+			if (!ours && *p > ' ' && *p < 127 && *p != '/' && memchr(letters, *p, n) == NULL)
+				letters[n++] = *p;
+		}
+	}
+	/* insertion sort: at most a few dozen letters */
+	for (size_t i = 1; i < n; i++)
+		for (size_t j = i; j > 0 && letters[j - 1] > letters[j]; j--) {
+			char t = letters[j];
+
+			letters[j] = letters[j - 1];
+			letters[j - 1] = t;
+		}
+	snprintf(buf, cap, ":2,%.*s", (int)n, letters);
+}
+
+void store_flags_to_info(unsigned flags, char *buf, size_t cap)
+{
+	info_build(flags, NULL, buf, cap);
+}
+
+/* --------------------------------------------------------------- locking */
+
+static int mb_lock(struct store_mailbox *mb, char **error_r)
+{
+	while (flock(mb->lock_fd, LOCK_EX) < 0) {
+		if (errno != EINTR) {
+			*error_r = sp_xasprintf("%s: flock: %s", mb->dir, strerror(errno));
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static void mb_unlock(struct store_mailbox *mb)
+{
+	flock(mb->lock_fd, LOCK_UN);
+}
+
+static int open_lock(const char *dir, char **error_r)
+{
+	char path[PATH_MAX];
+	int fd;
+
+	store_path(path, sizeof(path), "%s/%s", dir, STORE_LOCK_NAME);
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0)
+		*error_r = sp_xasprintf("%s: %s", path, strerror(errno));
+	return fd;
+}
+
+static int fsync_dir(const char *path)
+{
+	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC), rc;
+
+	if (fd < 0)
+		return -1;
+	rc = fsync(fd);
+	close(fd);
+	return rc;
+}
+
+static int mkdir_durable(const char *path, const char *parent)
+{
+	if (mkdir(path, 0700) < 0)
+		return errno == EEXIST ? 0 : -1;
+	return parent != NULL ? fsync_dir(parent) : 0;
+}
+
+int store_make_maildir(const char *dir, const char *parent)
+{
+	static const char *const subs[] = {"tmp", "new", "cur"};
+	char path[PATH_MAX];
+
+	if (mkdir_durable(dir, parent) < 0)
+		return -1;
+	for (size_t i = 0; i < 3; i++) {
+		store_path(path, sizeof(path), "%s/%s", dir, subs[i]);
+		if (mkdir_durable(path, dir) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* ------------------------------------------------------------- scanning */
+
+struct disk_entry {
+	char *file;  /* "cur/name" */
+	char *base;
+	unsigned flags;
+	bool recent;
+};
+
+struct disk {
+	struct disk_entry *e;
+	size_t n, cap;
+};
+
+static void disk_clear(struct disk *d)
+{
+	for (size_t i = 0; i < d->n; i++) {
+		free(d->e[i].file);
+		free(d->e[i].base);
+	}
+	free(d->e);
+	memset(d, 0, sizeof(*d));
+}
+
+static int cmp_disk_base(const void *a, const void *b)
+{
+	return strcmp(((const struct disk_entry *)a)->base, ((const struct disk_entry *)b)->base);
+}
+
+/* Reads sub ("cur" or "new") of dir. In new/ and not read-only, each file
+ * is moved to cur/ with an empty info ("new -> cur": the client has seen
+ * it arrive; it is \Recent for this session). */
+static int scan_sub(const char *dir, const char *sub, bool move_new, struct disk *d,
+		    bool *moved_r, char **error_r)
+{
+	char path[PATH_MAX];
+	DIR *dh;
+	struct dirent *de;
+
+	store_path(path, sizeof(path), "%s/%s", dir, sub);
+	dh = opendir(path);
+	if (dh == NULL) {
+		if (errno == ENOENT)
+			return 0;
+		*error_r = sp_xasprintf("%s: %s", path, strerror(errno));
+		return -1;
+	}
+	while ((de = readdir(dh)) != NULL) {
+		const char *name = de->d_name, *colon;
+		char file[PATH_MAX];
+		bool recent = false;
+
+		if (name[0] == '.')
+			continue;
+		if (d->n >= STORE_MAILBOX_MAX_MESSAGES) {
+			sp_log(SP_LOG_WARN, "store_limit", "dir=\"%s\" max_messages=%d", dir,
+			       STORE_MAILBOX_MAX_MESSAGES);
+			break;
+		}
+		colon = strchr(name, ':');
+		store_path(file, sizeof(file), "%s/%s", sub, name);
+		if (move_new && strcmp(sub, "new") == 0) {
+			char from[PATH_MAX], to[PATH_MAX];
+
+			if (store_path(from, sizeof(from), "%s/new/%s", dir, name) >= (int)sizeof(from) ||
+			    store_path(to, sizeof(to), "%s/cur/%s%s", dir, name, colon ? "" : ":2,") >=
+				    (int)sizeof(to))
+				continue;
+			if (rename(from, to) < 0)
+				continue; /* gone meanwhile */
+			snprintf(file, sizeof(file), "cur/%s%s", name, colon ? "" : ":2,");
+			*moved_r = true;
+			recent = true;
+		}
+		if (d->n == d->cap) {
+			d->cap = d->cap == 0 ? 64 : d->cap * 2;
+			d->e = sp_xrealloc(d->e, d->cap, sizeof(*d->e));
+		}
+		d->e[d->n].file = sp_xstrdup(file);
+		d->e[d->n].base = colon ? sp_xstrndup(name, (size_t)(colon - name)) : sp_xstrdup(name);
+		d->e[d->n].flags = colon ? store_flags_from_info(colon + 1) : 0;
+		d->e[d->n].recent = recent || (!move_new && strcmp(sub, "new") == 0);
+		d->n++;
+	}
+	closedir(dh);
+	return 0;
+}
+
+static void msg_free(struct store_msg *m)
+{
+	free(m->file);
+	free(m->base);
+}
+
+static void report_reset(struct store_mailbox *mb)
+{
+	free(mb->expunged);
+	free(mb->changed);
+	mb->expunged = mb->changed = NULL;
+	mb->n_expunged = mb->n_changed = 0;
+}
+
+static int cmp_u32(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static int cmp_msg_uid(const void *a, const void *b)
+{
+	uint32_t x = ((const struct store_msg *)a)->uid, y = ((const struct store_msg *)b)->uid;
+
+	return x < y ? -1 : x > y;
+}
+
+struct base_idx {
+	const char *base;
+	size_t idx;
+};
+
+static int cmp_base_idx(const void *a, const void *b)
+{
+	return strcmp(((const struct base_idx *)a)->base, ((const struct base_idx *)b)->base);
+}
+
+/* The view of a previous sync, found by base: reuses sizes and dates. */
+static const struct store_msg *old_by_base(const struct store_mailbox *mb,
+					   const struct base_idx *sorted, const char *base)
+{
+	struct base_idx key = {.base = base};
+	const struct base_idx *hit;
+
+	if (mb->n == 0)
+		return NULL;
+	hit = bsearch(&key, sorted, mb->n, sizeof(*sorted), cmp_base_idx);
+	return hit != NULL ? &mb->msgs[hit->idx] : NULL;
+}
+
+/* A UIDVALIDITY never given before in this user's Maildir: the current
+ * time, or one more than the last one given (kept in the Maildir root), so
+ * a mailbox deleted and re-created, or a damaged UID list replaced, within
+ * the same second still gets a new one (RFC 3501 2.3.1.1). */
+static int next_uidvalidity(const char *root, uint32_t *v_r, char **error_r)
+{
+	char path[PATH_MAX], buf[32];
+	uint32_t last = 0, now = (uint32_t)time(NULL), v;
+	int fd, len;
+	ssize_t r;
+
+	store_path(path, sizeof(path), "%s/%s", root, STORE_UIDVALIDITY_NAME);
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd >= 0) {
+		r = read(fd, buf, sizeof(buf) - 1);
+		close(fd);
+		if (r > 0) {
+			buf[r] = '\0';
+			last = (uint32_t)strtoul(buf, NULL, 10);
+		}
+	}
+	v = now > last ? now : last + 1;
+	if (v == 0)
+		v = 1;
+	len = snprintf(buf, sizeof(buf), "%u\n", v);
+	if (store_file_replace(root, STORE_UIDVALIDITY_NAME, buf, (size_t)len, error_r) < 0)
+		return -1;
+	*v_r = v;
+	return 0;
+}
+
+/* The sync itself; the caller holds the lock. */
+static enum store_mb_result sync_locked(struct store_mailbox *mb, char **error_r)
+{
+	struct disk d = {0};
+	struct store_uidlist ul = {0};
+	struct base_idx *old_sorted = NULL, *ul_sorted = NULL;
+	struct store_msg *view = NULL;
+	size_t n_view = 0, n_new = 0;
+	bool moved = false, list_dirty = false;
+	uint32_t *disk_uid = NULL;
+	const char *last_base = NULL;
+	enum store_mb_result rc = STORE_MB_IOERR;
+	int lr;
+
+	report_reset(mb);
+	if (scan_sub(mb->dir, "cur", false, &d, &moved, error_r) < 0 ||
+	    scan_sub(mb->dir, "new", !mb->read_only, &d, &moved, error_r) < 0)
+		goto out;
+	if (moved) {
+		char cur[PATH_MAX];
+
+		store_path(cur, sizeof(cur), "%s/cur", mb->dir);
+		if (fsync_dir(cur) < 0) {
+			*error_r = sp_xasprintf("%s: fsync: %s", cur, strerror(errno));
+			goto out;
+		}
+	}
+	if (d.n > 1)
+		qsort(d.e, d.n, sizeof(*d.e), cmp_disk_base);
+
+	lr = store_uidlist_load(mb->dir, &ul, error_r);
+	if (lr < 0) {
+		/* a damaged list: start over with a new UIDVALIDITY (RFC 3501
+		 * 2.3.1.1 allows that; clients resynchronise) */
+		sp_log(SP_LOG_WARN, "uidlist_damaged", "dir=\"%s\" why=\"%s\"", mb->dir, *error_r);
+		free(*error_r);
+		*error_r = NULL;
+		store_uidlist_clear(&ul);
+		lr = 1;
+	}
+	if (lr == 1) {
+		if (next_uidvalidity(mb->root, &ul.uidvalidity, error_r) < 0)
+			goto out;
+		ul.uidnext = 1;
+		list_dirty = true;
+	}
+
+	/* match disk entries to UIDs by base */
+	ul_sorted = sp_xcalloc(ul.n + 1, sizeof(*ul_sorted));
+	for (size_t i = 0; i < ul.n; i++)
+		ul_sorted[i] = (struct base_idx){ul.e[i].base, i};
+	qsort(ul_sorted, ul.n, sizeof(*ul_sorted), cmp_base_idx);
+	disk_uid = sp_xcalloc(d.n + 1, sizeof(*disk_uid));
+	{
+		size_t i = 0, j = 0;
+
+		while (i < d.n && j < ul.n) {
+			int c = strcmp(d.e[i].base, ul_sorted[j].base);
+
+			if (c == 0) {
+				disk_uid[i++] = ul.e[ul_sorted[j++].idx].uid;
+				/* the same base twice on disk (new/ and cur/): keep one */
+				while (i < d.n && strcmp(d.e[i].base, d.e[i - 1].base) == 0)
+					disk_uid[i++] = UINT32_MAX;
+			} else if (c < 0) {
+				i++;
+			} else {
+				j++;
+				list_dirty = true; /* a listed message is gone */
+			}
+		}
+		if (j < ul.n)
+			list_dirty = true;
+	}
+
+	/* the new view: known messages in UID order, then new ones in base order */
+	old_sorted = sp_xcalloc(mb->n + 1, sizeof(*old_sorted));
+	for (size_t i = 0; i < mb->n; i++)
+		old_sorted[i] = (struct base_idx){mb->msgs[i].base, i};
+	qsort(old_sorted, mb->n, sizeof(*old_sorted), cmp_base_idx);
+	view = sp_xcalloc(d.n + 1, sizeof(*view));
+	for (size_t i = 0; i < d.n; i++) {
+		struct store_msg *m;
+		const struct store_msg *old;
+
+		if (disk_uid[i] == UINT32_MAX)
+			continue;
+		if (last_base != NULL && strcmp(d.e[i].base, last_base) == 0)
+			continue; /* the same base twice on disk: keep one */
+		if (disk_uid[i] == 0) {
+			if (ul.uidnext == UINT32_MAX) {
+				*error_r = sp_xasprintf("%s: UIDs exhausted", mb->dir);
+				goto out;
+			}
+			disk_uid[i] = ul.uidnext++;
+			n_new++;
+			list_dirty = true;
+		}
+		m = &view[n_view++];
+		last_base = d.e[i].base;
+		m->uid = disk_uid[i];
+		m->flags = d.e[i].flags;
+		m->recent = d.e[i].recent;
+		m->file = d.e[i].file;
+		m->base = d.e[i].base;
+		d.e[i].file = d.e[i].base = NULL;
+		old = old_by_base(mb, old_sorted, m->base);
+		if (old != NULL && old->uid == m->uid) {
+			m->size = old->size;
+			m->internaldate = old->internaldate;
+			m->recent |= old->recent;
+		} else {
+			char path[PATH_MAX];
+			struct stat st;
+
+			/* the file's own size: what FETCH sends and RFC822.SIZE says */
+			store_path(path, sizeof(path), "%s/%s", mb->dir, m->file);
+			if (stat(path, &st) == 0) {
+				m->internaldate = st.st_mtime;
+				m->size = (uint64_t)st.st_size;
+			}
+		}
+	}
+	/* sort by UID: the known part is a permutation, the new part ascends */
+	qsort(view, n_view, sizeof(*view), cmp_msg_uid);
+
+	if (list_dirty) {
+		struct store_uidlist nl = {.uidvalidity = ul.uidvalidity, .uidnext = ul.uidnext};
+
+		for (size_t i = 0; i < n_view; i++)
+			store_uidlist_add(&nl, view[i].uid, view[i].base);
+		if (store_uidlist_save(mb->dir, &nl, error_r) < 0) {
+			store_uidlist_clear(&nl);
+			goto out;
+		}
+		store_uidlist_clear(&nl);
+	}
+
+	/* the report: compare with the previous view by UID */
+	if (mb->uidvalidity != 0 && mb->uidvalidity != ul.uidvalidity) {
+		mb->expunged = sp_xcalloc(mb->n + 1, sizeof(uint32_t));
+		for (size_t i = 0; i < mb->n; i++)
+			mb->expunged[mb->n_expunged++] = 1;
+		mb->n_changed = 0;
+	} else {
+		size_t i = 0, j = 0, removed = 0;
+
+		mb->expunged = sp_xcalloc(mb->n + 1, sizeof(uint32_t));
+		mb->changed = sp_xcalloc(mb->n + 1, sizeof(uint32_t));
+		while (i < mb->n) {
+			if (j < n_view && view[j].uid == mb->msgs[i].uid) {
+				if (view[j].flags != mb->msgs[i].flags)
+					mb->changed[mb->n_changed++] = (uint32_t)(j + 1);
+				i++;
+				j++;
+			} else if (j < n_view && view[j].uid < mb->msgs[i].uid) {
+				j++; /* cannot happen: UIDs only grow */
+			} else {
+				mb->expunged[mb->n_expunged++] = (uint32_t)(i + 1 - removed);
+				removed++;
+				i++;
+			}
+		}
+	}
+	for (size_t i = 0; i < mb->n; i++)
+		msg_free(&mb->msgs[i]);
+	free(mb->msgs);
+	mb->msgs = view;
+	mb->n = n_view;
+	view = NULL;
+	mb->uidvalidity = ul.uidvalidity;
+	mb->uidnext = ul.uidnext;
+	(void)n_new;
+	rc = STORE_MB_OK;
+out:
+	if (view != NULL) {
+		for (size_t i = 0; i < n_view; i++)
+			msg_free(&view[i]);
+		free(view);
+	}
+	free(old_sorted);
+	free(ul_sorted);
+	free(disk_uid);
+	store_uidlist_clear(&ul);
+	disk_clear(&d);
+	return rc;
+}
+
+static void fill_changes(const struct store_mailbox *mb, size_t old_n, struct store_changes *ch)
+{
+	if (ch == NULL)
+		return;
+	memset(ch, 0, sizeof(*ch));
+	ch->expunged = mb->expunged;
+	ch->n_expunged = mb->n_expunged;
+	ch->changed = mb->changed;
+	ch->n_changed = mb->n_changed;
+	ch->n_new = mb->n + mb->n_expunged > old_n ? mb->n + mb->n_expunged - old_n : 0;
+}
+
+enum store_mb_result store_mailbox_sync(struct store_mailbox *mb, struct store_changes *ch,
+					char **error_r)
+{
+	size_t old_n = mb->n;
+	uint32_t old_validity = mb->uidvalidity;
+	enum store_mb_result rc;
+
+	if (mb_lock(mb, error_r) < 0)
+		return STORE_MB_IOERR;
+	rc = sync_locked(mb, error_r);
+	mb_unlock(mb);
+	if (rc == STORE_MB_OK) {
+		fill_changes(mb, old_n, ch);
+		if (ch != NULL)
+			ch->uidvalidity_changed = old_validity != 0 && old_validity != mb->uidvalidity;
+	}
+	return rc;
+}
+
+enum store_mb_result store_mailbox_open(const char *maildir, const char *name, bool read_only,
+					struct store_mailbox **mb_r, char **error_r)
+{
+	struct store_mailbox *mb;
+	char cur[PATH_MAX];
+	struct stat st;
+	enum store_mb_result rc;
+
+	*mb_r = NULL;
+	mb = sp_xcalloc(1, sizeof(*mb));
+	mb->lock_fd = -1;
+	if (store_mailbox_dir(maildir, name, mb->dir, sizeof(mb->dir)) < 0) {
+		*error_r = sp_xasprintf("bad mailbox name");
+		free(mb);
+		return STORE_MB_BADNAME;
+	}
+	mb->name = sp_xstrdup(store_mailbox_is_inbox(name) ? "INBOX" : name);
+	store_path(mb->root, sizeof(mb->root), "%s", maildir);
+	mb->read_only = read_only;
+	store_path(cur, sizeof(cur), "%s/cur", mb->dir);
+	if (stat(cur, &st) < 0 || !S_ISDIR(st.st_mode)) {
+		if (!store_mailbox_is_inbox(name)) {
+			*error_r = sp_xasprintf("no mailbox %s", name);
+			store_mailbox_close(&mb);
+			return STORE_MB_NOTFOUND;
+		}
+		/* a user who never received mail: make the INBOX now */
+		{
+			char parent[PATH_MAX], *slash;
+
+			snprintf(parent, sizeof(parent), "%s", mb->dir);
+			slash = strrchr(parent, '/');
+			if (slash != NULL && slash != parent)
+				*slash = '\0';
+			/* the user's parent directories (domain/local) */
+			for (char *p = parent + 1; *p != '\0'; p++) {
+				if (*p != '/')
+					continue;
+				*p = '\0';
+				mkdir(parent, 0700);
+				*p = '/';
+			}
+			mkdir(parent, 0700);
+			if (store_make_maildir(mb->dir, parent) < 0) {
+				*error_r = sp_xasprintf("%s: cannot create: %s", mb->dir, strerror(errno));
+				store_mailbox_close(&mb);
+				return STORE_MB_IOERR;
+			}
+		}
+	}
+	mb->lock_fd = open_lock(mb->dir, error_r);
+	if (mb->lock_fd < 0) {
+		store_mailbox_close(&mb);
+		return STORE_MB_IOERR;
+	}
+	rc = store_mailbox_sync(mb, NULL, error_r);
+	if (rc != STORE_MB_OK) {
+		store_mailbox_close(&mb);
+		return rc;
+	}
+	report_reset(mb);
+	*mb_r = mb;
+	return STORE_MB_OK;
+}
+
+void store_mailbox_close(struct store_mailbox **mbp)
+{
+	struct store_mailbox *mb = *mbp;
+
+	if (mb == NULL)
+		return;
+	for (size_t i = 0; i < mb->n; i++)
+		msg_free(&mb->msgs[i]);
+	free(mb->msgs);
+	report_reset(mb);
+	if (mb->lock_fd >= 0)
+		close(mb->lock_fd);
+	free(mb->name);
+	free(mb);
+	*mbp = NULL;
+}
+
+const char *store_mailbox_name(const struct store_mailbox *mb) { return mb->name; }
+bool store_mailbox_read_only(const struct store_mailbox *mb) { return mb->read_only; }
+uint32_t store_mailbox_uidvalidity(const struct store_mailbox *mb) { return mb->uidvalidity; }
+uint32_t store_mailbox_uidnext(const struct store_mailbox *mb) { return mb->uidnext; }
+size_t store_mailbox_count(const struct store_mailbox *mb) { return mb->n; }
+
+const struct store_msg *store_mailbox_msg(const struct store_mailbox *mb, size_t idx)
+{
+	return idx < mb->n ? &mb->msgs[idx] : NULL;
+}
+
+ssize_t store_mailbox_find_uid(const struct store_mailbox *mb, uint32_t uid)
+{
+	size_t lo = 0, hi = mb->n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (mb->msgs[mid].uid == uid)
+			return (ssize_t)mid;
+		if (mb->msgs[mid].uid < uid)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return -1;
+}
+
+/* The message's file was renamed by another session (flags): find it in
+ * cur/ by its base. Returns 0 and updates m->file, or -1 (expunged). */
+static int refind(struct store_mailbox *mb, struct store_msg *m)
+{
+	char path[PATH_MAX];
+	size_t blen = strlen(m->base);
+	DIR *dh;
+	struct dirent *de;
+	int rc = -1;
+
+	for (int s = 0; s < 2 && rc < 0; s++) {
+		const char *sub = s == 0 ? "cur" : "new";
+
+		store_path(path, sizeof(path), "%s/%s", mb->dir, sub);
+		dh = opendir(path);
+		if (dh == NULL)
+			continue;
+		while ((de = readdir(dh)) != NULL) {
+			if (strncmp(de->d_name, m->base, blen) == 0 &&
+			    (de->d_name[blen] == ':' || de->d_name[blen] == '\0')) {
+				free(m->file);
+				m->file = sp_xasprintf("%s/%s", sub, de->d_name);
+				rc = 0;
+				break;
+			}
+		}
+		closedir(dh);
+	}
+	return rc;
+}
+
+int store_mailbox_open_msg(struct store_mailbox *mb, size_t idx)
+{
+	char path[PATH_MAX];
+	struct store_msg *m;
+	int fd;
+
+	if (idx >= mb->n) {
+		errno = EINVAL;
+		return -1;
+	}
+	m = &mb->msgs[idx];
+	for (int attempt = 0; attempt < 2; attempt++) {
+		store_path(path, sizeof(path), "%s/%s", mb->dir, m->file);
+		fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+		if (fd >= 0 || errno != ENOENT)
+			return fd;
+		if (refind(mb, m) < 0)
+			break;
+	}
+	errno = ENOENT;
+	return -1;
+}
+
+enum store_mb_result store_mailbox_set_flags(struct store_mailbox *mb, size_t idx, unsigned flags,
+					     char **error_r)
+{
+	struct store_msg *m;
+	enum store_mb_result rc = STORE_MB_OK;
+
+	if (idx >= mb->n || mb->read_only) {
+		*error_r = sp_xstrdup(mb->read_only ? "mailbox is read-only" : "no such message");
+		return STORE_MB_IOERR;
+	}
+	m = &mb->msgs[idx];
+	flags &= STORE_F_ALL;
+	if (m->flags == flags)
+		return STORE_MB_OK;
+	if (mb_lock(mb, error_r) < 0)
+		return STORE_MB_IOERR;
+	for (int attempt = 0; attempt < 2; attempt++) {
+		char from[PATH_MAX], to[PATH_MAX], info[80];
+		const char *slash = strchr(m->file, '/');
+		const char *colon = strchr(slash + 1, ':');
+
+		info_build(flags, colon != NULL ? colon + 1 : NULL, info, sizeof(info));
+		store_path(from, sizeof(from), "%s/%s", mb->dir, m->file);
+		if (store_path(to, sizeof(to), "%s/cur/%s%s", mb->dir, m->base, info) >= (int)sizeof(to)) {
+			*error_r = sp_xstrdup("name too long");
+			rc = STORE_MB_IOERR;
+			break;
+		}
+		if (rename(from, to) == 0) {
+			free(m->file);
+			m->file = sp_xasprintf("cur/%s%s", m->base, info);
+			m->flags = flags;
+			break;
+		}
+		if (errno != ENOENT) {
+			*error_r = sp_xasprintf("%s: rename: %s", from, strerror(errno));
+			rc = STORE_MB_IOERR;
+			break;
+		}
+		if (attempt == 1 || refind(mb, m) < 0) {
+			*error_r = sp_xstrdup("message expunged");
+			rc = STORE_MB_NOTFOUND;
+			break;
+		}
+	}
+	mb_unlock(mb);
+	return rc;
+}
+
+enum store_mb_result store_mailbox_expunge(struct store_mailbox *mb,
+					   bool (*want)(uint32_t uid, void *arg), void *arg,
+					   struct store_changes *ch, char **error_r)
+{
+	size_t keep = 0, removed = 0, n_gone = 0;
+	uint32_t *gone;
+	bool any = false;
+	struct store_uidlist nl = {0};
+	enum store_mb_result rc = STORE_MB_OK;
+
+	if (mb->read_only) {
+		*error_r = sp_xstrdup("mailbox is read-only");
+		return STORE_MB_IOERR;
+	}
+	report_reset(mb);
+	mb->expunged = sp_xcalloc(mb->n + 1, sizeof(uint32_t));
+	gone = sp_xcalloc(mb->n + 1, sizeof(*gone));
+	if (mb_lock(mb, error_r) < 0) {
+		free(gone);
+		return STORE_MB_IOERR;
+	}
+	for (size_t i = 0; i < mb->n; i++) {
+		struct store_msg *m = &mb->msgs[i];
+		char path[PATH_MAX];
+
+		if ((m->flags & STORE_F_DELETED) && (want == NULL || want(m->uid, arg))) {
+			store_path(path, sizeof(path), "%s/%s", mb->dir, m->file);
+			if (unlink(path) < 0 && errno == ENOENT && refind(mb, m) == 0) {
+				store_path(path, sizeof(path), "%s/%s", mb->dir, m->file);
+				unlink(path);
+			}
+			mb->expunged[mb->n_expunged++] = (uint32_t)(i + 1 - removed);
+			gone[n_gone++] = m->uid;
+			removed++;
+			msg_free(m);
+			any = true;
+			continue;
+		}
+		mb->msgs[keep++] = *m;
+	}
+	mb->n = keep;
+	if (any) {
+		char cur[PATH_MAX];
+
+		store_path(cur, sizeof(cur), "%s/cur", mb->dir);
+		fsync_dir(cur);
+		/* the UID list as on disk, minus what we removed */
+		if (store_uidlist_load(mb->dir, &nl, error_r) < 0) {
+			rc = STORE_MB_IOERR;
+		} else if (nl.uidvalidity != 0) {
+			struct store_uidlist out = {.uidvalidity = nl.uidvalidity, .uidnext = nl.uidnext};
+
+			for (size_t i = 0; i < nl.n; i++)
+				if (bsearch(&nl.e[i].uid, gone, n_gone, sizeof(*gone), cmp_u32) == NULL)
+					store_uidlist_add(&out, nl.e[i].uid, nl.e[i].base);
+			if (store_uidlist_save(mb->dir, &out, error_r) < 0)
+				rc = STORE_MB_IOERR;
+			store_uidlist_clear(&out);
+		}
+		store_uidlist_clear(&nl);
+	}
+	mb_unlock(mb);
+	free(gone);
+	if (ch != NULL) {
+		memset(ch, 0, sizeof(*ch));
+		ch->expunged = mb->expunged;
+		ch->n_expunged = mb->n_expunged;
+	}
+	return rc;
+}
+
+/* ------------------------------------------------------- append and copy */
+
+static enum store_mb_result check_quota(const char *maildir, uint64_t quota, uint64_t adding,
+					char **error_r)
+{
+	uint64_t used;
+
+	if (quota == 0)
+		return STORE_MB_OK;
+	if (store_usage_total(maildir, &used, error_r) < 0)
+		return STORE_MB_IOERR;
+	if (used + adding > quota) {
+		*error_r = sp_xasprintf("over quota (%llu + %llu > %llu bytes)",
+					(unsigned long long)used, (unsigned long long)adding,
+					(unsigned long long)quota);
+		return STORE_MB_OVERQUOTA;
+	}
+	return STORE_MB_OK;
+}
+
+/* Opens dest for writing; for INBOX creates it. */
+static enum store_mb_result open_dest(const char *maildir, const char *dest,
+				      struct store_mailbox **mb_r, char **error_r)
+{
+	return store_mailbox_open(maildir, dest, true, mb_r, error_r);
+}
+
+enum store_mb_result store_mailbox_append(const char *maildir, const char *name,
+					  const struct iovec *parts, size_t n_parts, unsigned flags,
+					  time_t internaldate, const char *hostname, uint64_t quota,
+					  uint32_t *uidvalidity_r, uint32_t *uid_r, char **error_r)
+{
+	struct store_mailbox *mb;
+	struct store_target t = {0};
+	uint64_t size = 0;
+	char name_new[512], from[PATH_MAX], to[PATH_MAX], info[80], cur[PATH_MAX];
+	enum store_mb_result rc;
+	ssize_t idx;
+
+	for (size_t i = 0; i < n_parts; i++)
+		size += parts[i].iov_len;
+	rc = open_dest(maildir, name, &mb, error_r);
+	if (rc != STORE_MB_OK)
+		return rc;
+	rc = check_quota(maildir, quota, size, error_r);
+	if (rc != STORE_MB_OK)
+		goto out;
+	if (mb_lock(mb, error_r) < 0) {
+		rc = STORE_MB_IOERR;
+		goto out;
+	}
+	t.maildir = mb->dir;
+	switch (store_maildir_deliver(&t, 1, parts, n_parts, hostname, name_new, sizeof(name_new),
+				      error_r)) {
+	case STORE_OK:
+		break;
+	case STORE_OVER_QUOTA:
+		rc = STORE_MB_OVERQUOTA;
+		mb_unlock(mb);
+		goto out;
+	default:
+		rc = STORE_MB_IOERR;
+		mb_unlock(mb);
+		goto out;
+	}
+	/* into cur/ with its flags: the client gave them (RFC 3501 6.3.11) */
+	info_build(flags & STORE_F_ALL, NULL, info, sizeof(info));
+	store_path(from, sizeof(from), "%s/new/%s", mb->dir, name_new);
+	store_path(to, sizeof(to), "%s/cur/%s%s", mb->dir, name_new, info);
+	if (internaldate != 0) {
+		struct timespec ts[2] = {{internaldate, 0}, {internaldate, 0}};
+
+		utimensat(AT_FDCWD, from, ts, 0);
+	}
+	if (rename(from, to) == 0) {
+		store_path(cur, sizeof(cur), "%s/cur", mb->dir);
+		fsync_dir(cur);
+	}
+	/* the sync under the same lock gives it its UID */
+	rc = sync_locked(mb, error_r);
+	mb_unlock(mb);
+	if (rc != STORE_MB_OK)
+		goto out;
+	idx = -1;
+	for (size_t i = mb->n; i > 0; i--)
+		if (strcmp(mb->msgs[i - 1].base, name_new) == 0) {
+			idx = (ssize_t)(i - 1);
+			break;
+		}
+	*uidvalidity_r = mb->uidvalidity;
+	*uid_r = idx >= 0 ? mb->msgs[idx].uid : 0;
+out:
+	store_mailbox_close(&mb);
+	return rc;
+}
+
+static int copy_bytes(int in, int out)
+{
+	char buf[65536];
+
+	for (;;) {
+		ssize_t r = read(in, buf, sizeof(buf)), off = 0;
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			return -1;
+		if (r == 0)
+			return 0;
+		while (off < r) {
+			ssize_t w = write(out, buf + off, (size_t)(r - off));
+
+			if (w < 0 && errno == EINTR)
+				continue;
+			if (w < 0)
+				return -1;
+			off += w;
+		}
+	}
+}
+
+enum store_mb_result store_mailbox_copy(struct store_mailbox *mb, const size_t *idx, size_t n,
+					const char *maildir, const char *dest,
+					const char *hostname, uint64_t quota,
+					uint32_t *uidvalidity_r, uint32_t *dest_uids_r,
+					char **error_r)
+{
+	struct store_mailbox *dst;
+	uint64_t total = 0;
+	char **bases;
+	enum store_mb_result rc;
+	size_t done = 0;
+
+	for (size_t i = 0; i < n; i++)
+		if (idx[i] < mb->n)
+			total += mb->msgs[idx[i]].size;
+	rc = open_dest(maildir, dest, &dst, error_r);
+	if (rc != STORE_MB_OK)
+		return rc;
+	rc = check_quota(maildir, quota, total, error_r);
+	if (rc != STORE_MB_OK) {
+		store_mailbox_close(&dst);
+		return rc;
+	}
+	bases = sp_xcalloc(n + 1, sizeof(*bases));
+	if (mb_lock(dst, error_r) < 0) {
+		rc = STORE_MB_IOERR;
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct store_msg *m;
+		char uniq[512], tmp[PATH_MAX], to[PATH_MAX], src[PATH_MAX], info[80];
+		int in;
+
+		if (idx[i] >= mb->n)
+			continue;
+		m = &mb->msgs[idx[i]];
+		in = store_mailbox_open_msg(mb, idx[i]);
+		if (in < 0)
+			continue; /* expunged elsewhere: nothing to copy */
+		if (store_maildir_unique(hostname, m->size, uniq, sizeof(uniq)) < 0) {
+			close(in);
+			*error_r = sp_xstrdup("cannot make a unique name");
+			rc = STORE_MB_IOERR;
+			break;
+		}
+		info_build(m->flags, NULL, info, sizeof(info));
+		store_path(src, sizeof(src), "%s/%s", mb->dir, m->file);
+		store_path(tmp, sizeof(tmp), "%s/tmp/%s", dst->dir, uniq);
+		store_path(to, sizeof(to), "%s/cur/%s%s", dst->dir, uniq, info);
+		/* a hard link shares the already durable data; else copy + fsync */
+		if (link(src, tmp) < 0) {
+			int out = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+			struct stat st;
+
+			if (out < 0 || copy_bytes(in, out) < 0 || fsync(out) < 0) {
+				*error_r = sp_xasprintf("%s: %s", tmp, strerror(errno));
+				if (out >= 0)
+					close(out);
+				close(in);
+				unlink(tmp);
+				rc = STORE_MB_IOERR;
+				break;
+			}
+			if (fstat(in, &st) == 0) {
+				struct timespec ts[2] = {st.st_mtim, st.st_mtim};
+
+				futimens(out, ts);
+			}
+			close(out);
+		}
+		close(in);
+		if (rename(tmp, to) < 0) {
+			*error_r = sp_xasprintf("%s: rename: %s", tmp, strerror(errno));
+			unlink(tmp);
+			rc = STORE_MB_IOERR;
+			break;
+		}
+		bases[i] = sp_xstrdup(uniq);
+		done++;
+	}
+	if (done > 0) {
+		char cur[PATH_MAX];
+		enum store_mb_result src;
+
+		store_path(cur, sizeof(cur), "%s/cur", dst->dir);
+		if (fsync_dir(cur) < 0 && rc == STORE_MB_OK) {
+			*error_r = sp_xasprintf("%s: fsync: %s", cur, strerror(errno));
+			rc = STORE_MB_IOERR;
+		}
+		src = sync_locked(dst, rc == STORE_MB_OK ? error_r : &(char *){NULL});
+		if (rc == STORE_MB_OK)
+			rc = src;
+	}
+	mb_unlock(dst);
+	*uidvalidity_r = dst->uidvalidity;
+	for (size_t i = 0; i < n; i++) {
+		dest_uids_r[i] = 0;
+		if (bases[i] == NULL)
+			continue;
+		for (size_t k = dst->n; k > 0; k--)
+			if (strcmp(dst->msgs[k - 1].base, bases[i]) == 0) {
+				dest_uids_r[i] = dst->msgs[k - 1].uid;
+				break;
+			}
+	}
+out:
+	for (size_t i = 0; i < n; i++)
+		free(bases[i]);
+	free(bases);
+	store_mailbox_close(&dst);
+	return rc;
+}
+
+enum store_mb_result store_mailbox_status(const char *maildir, const char *name,
+					  struct store_status_info *st, char **error_r)
+{
+	struct store_mailbox *mb;
+	enum store_mb_result rc = store_mailbox_open(maildir, name, true, &mb, error_r);
+
+	if (rc != STORE_MB_OK)
+		return rc;
+	memset(st, 0, sizeof(*st));
+	st->messages = (uint32_t)mb->n;
+	st->uidnext = mb->uidnext;
+	st->uidvalidity = mb->uidvalidity;
+	for (size_t i = 0; i < mb->n; i++) {
+		if (mb->msgs[i].recent)
+			st->recent++;
+		if (!(mb->msgs[i].flags & STORE_F_SEEN))
+			st->unseen++;
+	}
+	store_mailbox_close(&mb);
+	return STORE_MB_OK;
+}

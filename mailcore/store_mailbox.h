@@ -1,0 +1,220 @@
+/* Mailbox access on a user's Maildir for IMAP and POP: folders as Maildir++
+ * (".Name" directories under the user's Maildir, '.' as the hierarchy
+ * delimiter), a UID list per mailbox (store_uid.c), flags in the file
+ * names' info suffix (":2,DFRST"), new/ -> cur/ moves, expunge, append and
+ * copy (crash-safe: tmp, fsync, rename, fsync dir), subscriptions, quota
+ * usage over all folders (store_mailbox.c, store_folder.c).
+ *
+ * Locking: each mailbox directory has a "sealpost-lock" file; every
+ * operation that reads or changes the UID list holds flock(LOCK_EX) on it
+ * for the duration of the call only (never across a return to the event
+ * loop), so sessions in one process and across processes serialise. */
+#ifndef MAILCORE_STORE_MAILBOX_H
+#define MAILCORE_STORE_MAILBOX_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/uio.h>
+#include <time.h>
+
+#define STORE_MAILBOX_NAME_MAX 255        /* IMAP mailbox name, bytes */
+#define STORE_MAILBOX_MAX_MESSAGES 1000000 /* files per mailbox we index */
+#define STORE_MAX_FOLDERS 1000             /* folders per user */
+#define STORE_UIDLIST_NAME "sealpost-uidlist"
+#define STORE_LOCK_NAME "sealpost-lock"
+#define STORE_SUBSCRIPTIONS_NAME "sealpost-subscriptions"
+#define STORE_UIDVALIDITY_NAME "sealpost-uidvalidity" /* the last UIDVALIDITY given */
+
+/* System flags (RFC 3501 2.3.2) and their Maildir info letters. */
+#define STORE_F_SEEN 0x01     /* S */
+#define STORE_F_ANSWERED 0x02 /* R */
+#define STORE_F_FLAGGED 0x04  /* F */
+#define STORE_F_DELETED 0x08  /* T */
+#define STORE_F_DRAFT 0x10    /* D */
+#define STORE_F_ALL 0x1f
+
+/* Results of mailbox operations that callers tell apart. */
+enum store_mb_result {
+	STORE_MB_OK = 0,
+	STORE_MB_IOERR = -1,      /* *error_r says what */
+	STORE_MB_NOTFOUND = -2,   /* no such mailbox (IMAP [TRYCREATE] for APPEND/COPY) */
+	STORE_MB_EXISTS = -3,
+	STORE_MB_OVERQUOTA = -4,
+	STORE_MB_BADNAME = -5,
+	STORE_MB_HASCHILDREN = -6,
+	STORE_MB_INBOX = -7,      /* the operation is not allowed on INBOX */
+};
+
+/* ======================================================================
+ * UID list (store_uid.c). File format, one record a line:
+ *   sealpost-uidlist 1 <uidvalidity> <uidnext>
+ *   <uid> <base name>          (base = the file name before ':')
+ * UIDs strictly ascending, each < uidnext; written by temp + fsync +
+ * rename + fsync dir, so a crash leaves the old list or the new one.
+ * ==================================================================== */
+struct store_uid_entry {
+	uint32_t uid;
+	char *base;
+};
+
+struct store_uidlist {
+	uint32_t uidvalidity, uidnext;
+	size_t n, cap;
+	struct store_uid_entry *e;
+};
+
+/* Pure. Returns 0 or -1 with *error_r (caller frees); ul is emptied first. */
+int store_uidlist_parse(const char *buf, size_t len, struct store_uidlist *ul, char **error_r);
+/* Reads dir/sealpost-uidlist. Returns 1 if there is none (ul empty, its
+ * uidvalidity 0), 0 if read, -1 with *error_r. */
+int store_uidlist_load(const char *dir, struct store_uidlist *ul, char **error_r);
+int store_uidlist_save(const char *dir, const struct store_uidlist *ul, char **error_r);
+/* Appends (uid ascending is the caller's duty; checked). Takes a copy of base. */
+int store_uidlist_add(struct store_uidlist *ul, uint32_t uid, const char *base);
+void store_uidlist_clear(struct store_uidlist *ul);
+/* snprintf for paths: returns 0, or -1 if it did not fit (buf then holds
+ * a truncated path that names nothing of ours). */
+int store_path(char *buf, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* Replaces dir/name with buf durably: dir/name.tmp.<pid>, fsync, rename,
+ * fsync dir. Used for the UID list and the subscriptions. */
+int store_file_replace(const char *dir, const char *name, const char *buf, size_t len,
+		       char **error_r);
+
+/* ======================================================================
+ * Names.
+ * ==================================================================== */
+/* Valid IMAP mailbox name for this store: printable ASCII, at most
+ * STORE_MAILBOX_NAME_MAX bytes, no '/', '\\', '*', '%', no empty or
+ * leading "." hierarchy level; "INBOX" any case is the inbox. */
+bool store_mailbox_name_valid(const char *name);
+bool store_mailbox_is_inbox(const char *name);
+/* The directory of mailbox name in the user's maildir: maildir itself for
+ * INBOX, maildir/.Name otherwise. Returns 0, or -1 (bad name, too long). */
+int store_mailbox_dir(const char *maildir, const char *name, char *buf, size_t cap);
+
+/* Creates dir and its tmp/ new/ cur/ (0700), each made durable in its
+ * parent; existing ones are fine. parent: dir's parent, to fsync. */
+int store_make_maildir(const char *dir, const char *parent);
+
+/* Maildir info letters <-> flags: "2,FS" -> SEEN|FLAGGED. */
+unsigned store_flags_from_info(const char *info);
+/* Writes ":2," + letters in ASCII order into buf. */
+void store_flags_to_info(unsigned flags, char *buf, size_t cap);
+
+/* ======================================================================
+ * An open mailbox: a view of its messages, in UID order.
+ * ==================================================================== */
+struct store_msg {
+	uint32_t uid;
+	unsigned flags;        /* STORE_F_* */
+	bool recent;           /* this session moved it from new/ (or, read-only: it is in new/) */
+	uint64_t size;         /* bytes of the file (",S=" when present) */
+	time_t internaldate;   /* the file's mtime */
+	char *file;            /* "cur/<name>" or "new/<name>" relative to the mailbox dir */
+	char *base;            /* the unique part of the name */
+};
+
+struct store_mailbox;
+
+/* What a sync found since the last one, as sequence numbers of the view
+ * before the sync: expunged[] ascending in "report order" (each already
+ * lowered by the ones reported before it, as RFC 3501 7.4.1 EXPUNGE
+ * responses want them), changed[] (flags changed elsewhere) as sequence
+ * numbers after the expunges, and how many messages were added at the end.
+ * The arrays belong to the mailbox until the next sync/expunge. */
+struct store_changes {
+	const uint32_t *expunged;
+	size_t n_expunged;
+	const uint32_t *changed;
+	size_t n_changed;
+	size_t n_new;
+	bool uidvalidity_changed;
+};
+
+/* Opens (and syncs) mailbox name of the user's maildir. read_only: no
+ * new/ -> cur/ moves and no flag changes (EXAMINE, STATUS). INBOX's Maildir
+ * is created when missing; other mailboxes must exist (STORE_MB_NOTFOUND).
+ * Caller frees with store_mailbox_close. */
+enum store_mb_result store_mailbox_open(const char *maildir, const char *name, bool read_only,
+					struct store_mailbox **mb_r, char **error_r);
+void store_mailbox_close(struct store_mailbox **mb);
+
+const char *store_mailbox_name(const struct store_mailbox *mb);
+bool store_mailbox_read_only(const struct store_mailbox *mb);
+uint32_t store_mailbox_uidvalidity(const struct store_mailbox *mb);
+uint32_t store_mailbox_uidnext(const struct store_mailbox *mb);
+size_t store_mailbox_count(const struct store_mailbox *mb);
+/* idx is 0-based (sequence number - 1). */
+const struct store_msg *store_mailbox_msg(const struct store_mailbox *mb, size_t idx);
+/* Index of uid, or -1. */
+ssize_t store_mailbox_find_uid(const struct store_mailbox *mb, uint32_t uid);
+
+/* Rescans the directory (under the lock) and updates the view. */
+enum store_mb_result store_mailbox_sync(struct store_mailbox *mb, struct store_changes *ch,
+					char **error_r);
+
+/* Sets a message's flags (renames its file). Read-only: STORE_MB_IOERR. A
+ * message expunged elsewhere meanwhile: STORE_MB_NOTFOUND. */
+enum store_mb_result store_mailbox_set_flags(struct store_mailbox *mb, size_t idx, unsigned flags,
+					     char **error_r);
+
+/* Opens a message for reading (O_RDONLY); -1 with errno ENOENT if it was
+ * expunged elsewhere. Caller closes. */
+int store_mailbox_open_msg(struct store_mailbox *mb, size_t idx);
+
+/* Removes the messages flagged \Deleted (all of them, or only those for
+ * which want(uid) says so: UID EXPUNGE). ch->expunged lists them (report
+ * order); the view no longer holds them. */
+enum store_mb_result store_mailbox_expunge(struct store_mailbox *mb,
+					   bool (*want)(uint32_t uid, void *arg), void *arg,
+					   struct store_changes *ch, char **error_r);
+
+/* Appends a message to mailbox name: delivered crash-safely through
+ * store_maildir_deliver, then moved to cur/ with flags and internaldate
+ * (0 = now). quota: bytes over all folders, 0 = none. Sets the new UID
+ * and the mailbox's UIDVALIDITY (RFC 4315 APPENDUID). */
+enum store_mb_result store_mailbox_append(const char *maildir, const char *name,
+					  const struct iovec *parts, size_t n_parts, unsigned flags,
+					  time_t internaldate, const char *hostname, uint64_t quota,
+					  uint32_t *uidvalidity_r, uint32_t *uid_r, char **error_r);
+
+/* Copies messages idx[0..n) of mb into mailbox dest (flags kept, \Recent
+ * not). dest_uids_r (n entries) receives the new UIDs in the same order
+ * (RFC 4315 COPYUID); *uidvalidity_r the destination's. */
+enum store_mb_result store_mailbox_copy(struct store_mailbox *mb, const size_t *idx, size_t n,
+					const char *maildir, const char *dest,
+					const char *hostname, uint64_t quota,
+					uint32_t *uidvalidity_r, uint32_t *dest_uids_r,
+					char **error_r);
+
+/* STATUS without selecting. */
+struct store_status_info {
+	uint32_t messages, recent, uidnext, uidvalidity, unseen;
+};
+enum store_mb_result store_mailbox_status(const char *maildir, const char *name,
+					  struct store_status_info *st, char **error_r);
+
+/* ======================================================================
+ * Folders, subscriptions, usage (store_folder.c).
+ * ==================================================================== */
+/* Every mailbox of the user, INBOX first, then the folders sorted. Caller
+ * frees with store_names_free. */
+enum store_mb_result store_folder_list(const char *maildir, char ***names_r, size_t *n_r,
+				       char **error_r);
+void store_names_free(char **names, size_t n);
+enum store_mb_result store_folder_create(const char *maildir, const char *name, char **error_r);
+/* Refuses INBOX and a mailbox with inferiors. */
+enum store_mb_result store_folder_delete(const char *maildir, const char *name, char **error_r);
+/* Renames a folder and its inferiors; renaming INBOX moves its messages
+ * into the new folder (RFC 3501 6.3.5) and leaves INBOX empty. */
+enum store_mb_result store_folder_rename(const char *maildir, const char *from, const char *to,
+					 const char *hostname, char **error_r);
+enum store_mb_result store_subscriptions_read(const char *maildir, char ***names_r, size_t *n_r,
+					      char **error_r);
+enum store_mb_result store_subscriptions_set(const char *maildir, const char *name,
+					     bool subscribe, char **error_r);
+/* Bytes used by all of the user's mailboxes (store_maildir_usage of each). */
+int store_usage_total(const char *maildir, uint64_t *bytes_r, char **error_r);
+
+#endif

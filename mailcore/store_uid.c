@@ -1,0 +1,250 @@
+/* The per-mailbox UID list (RFC 3501 2.3.1.1: UIDs strictly ascending,
+ * never reused while UIDVALIDITY stays): parsing, loading, and the durable
+ * replace (temp, fsync, rename, fsync dir) it and the subscriptions use. */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/xalloc.h"
+#include "mailcore/store_mailbox.h"
+
+#define UIDLIST_MAGIC "sealpost-uidlist 1 "
+#define UIDLIST_MAX_FILE (256u * 1024 * 1024)
+#define UIDLIST_MAX_BASE 255
+
+int store_path(char *buf, size_t cap, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(buf, cap, fmt, ap);
+	va_end(ap);
+	return n < 0 || (size_t)n >= cap ? -1 : 0;
+}
+
+void store_uidlist_clear(struct store_uidlist *ul)
+{
+	for (size_t i = 0; i < ul->n; i++)
+		free(ul->e[i].base);
+	free(ul->e);
+	memset(ul, 0, sizeof(*ul));
+}
+
+int store_uidlist_add(struct store_uidlist *ul, uint32_t uid, const char *base)
+{
+	if (uid == 0 || (ul->n > 0 && uid <= ul->e[ul->n - 1].uid) ||
+	    ul->n >= STORE_MAILBOX_MAX_MESSAGES)
+		return -1;
+	if (ul->n == ul->cap) {
+		ul->cap = ul->cap == 0 ? 64 : ul->cap * 2;
+		ul->e = sp_xrealloc(ul->e, ul->cap, sizeof(*ul->e));
+	}
+	ul->e[ul->n].uid = uid;
+	ul->e[ul->n].base = sp_xstrdup(base);
+	ul->n++;
+	return 0;
+}
+
+/* A decimal u32 ending at a blank or line end. */
+static int parse_u32(const char **p, const char *end, uint32_t *v)
+{
+	uint64_t x = 0;
+	const char *s = *p;
+
+	if (s >= end || *s < '0' || *s > '9')
+		return -1;
+	while (s < end && *s >= '0' && *s <= '9') {
+		x = x * 10 + (uint64_t)(*s++ - '0');
+		if (x > UINT32_MAX)
+			return -1;
+	}
+	*v = (uint32_t)x;
+	*p = s;
+	return 0;
+}
+
+static bool base_char(char c)
+{
+	/* what a Maildir unique name may hold: printable, no '/', no ':' */
+	return c > ' ' && c < 127 && c != '/' && c != ':';
+}
+
+int store_uidlist_parse(const char *buf, size_t len, struct store_uidlist *ul, char **error_r)
+{
+	const char *p = buf, *end = buf + len;
+	size_t line = 1;
+
+	store_uidlist_clear(ul);
+	if (len < sizeof(UIDLIST_MAGIC) - 1 || memcmp(buf, UIDLIST_MAGIC, sizeof(UIDLIST_MAGIC) - 1) != 0) {
+		*error_r = sp_xstrdup("not a UID list (bad first line)");
+		return -1;
+	}
+	p += sizeof(UIDLIST_MAGIC) - 1;
+	if (parse_u32(&p, end, &ul->uidvalidity) < 0 || p >= end || *p++ != ' ' ||
+	    parse_u32(&p, end, &ul->uidnext) < 0 || p >= end || *p++ != '\n' ||
+	    ul->uidvalidity == 0 || ul->uidnext == 0) {
+		*error_r = sp_xstrdup("line 1: bad header");
+		goto fail;
+	}
+	while (p < end) {
+		uint32_t uid;
+		const char *b;
+		char base[UIDLIST_MAX_BASE + 1];
+
+		line++;
+		if (parse_u32(&p, end, &uid) < 0 || p >= end || *p++ != ' ')
+			goto bad;
+		b = p;
+		while (p < end && base_char(*p))
+			p++;
+		if (p == b || (size_t)(p - b) > UIDLIST_MAX_BASE || p >= end || *p != '\n')
+			goto bad;
+		memcpy(base, b, (size_t)(p - b));
+		base[p - b] = '\0';
+		p++;
+		if (uid >= ul->uidnext || store_uidlist_add(ul, uid, base) < 0)
+			goto bad;
+	}
+	return 0;
+bad:
+	*error_r = sp_xasprintf("line %zu: bad entry (or UIDs not ascending)", line);
+fail:
+	store_uidlist_clear(ul);
+	return -1;
+}
+
+int store_uidlist_load(const char *dir, struct store_uidlist *ul, char **error_r)
+{
+	char path[PATH_MAX], *buf;
+	struct stat st;
+	size_t got = 0;
+	int fd, rc;
+
+	store_uidlist_clear(ul);
+	if (snprintf(path, sizeof(path), "%s/%s", dir, STORE_UIDLIST_NAME) >= (int)sizeof(path)) {
+		*error_r = sp_xstrdup("path too long");
+		return -1;
+	}
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0) {
+		if (errno == ENOENT)
+			return 1;
+		*error_r = sp_xasprintf("%s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || (uint64_t)st.st_size > UIDLIST_MAX_FILE) {
+		*error_r = sp_xasprintf("%s: not a regular file or too large", path);
+		close(fd);
+		return -1;
+	}
+	buf = sp_xmalloc((size_t)st.st_size + 1);
+	while (got < (size_t)st.st_size) {
+		ssize_t r = read(fd, buf + got, (size_t)st.st_size - got);
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			break;
+		got += (size_t)r;
+	}
+	close(fd);
+	rc = store_uidlist_parse(buf, got, ul, error_r);
+	free(buf);
+	if (rc < 0) {
+		char *why = *error_r;
+
+		*error_r = sp_xasprintf("%s: %s", path, why);
+		free(why);
+	}
+	return rc;
+}
+
+static int fsync_path(const char *path)
+{
+	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC), rc;
+
+	if (fd < 0)
+		return -1;
+	rc = fsync(fd);
+	close(fd);
+	return rc;
+}
+
+int store_file_replace(const char *dir, const char *name, const char *buf, size_t len,
+		       char **error_r)
+{
+	char tmp[PATH_MAX], path[PATH_MAX];
+	size_t off = 0;
+	int fd;
+
+	if (snprintf(path, sizeof(path), "%s/%s", dir, name) >= (int)sizeof(path) ||
+	    snprintf(tmp, sizeof(tmp), "%s/%s.tmp.%ld", dir, name, (long)getpid()) >=
+		    (int)sizeof(tmp)) {
+		*error_r = sp_xstrdup("path too long");
+		return -1;
+	}
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0) {
+		*error_r = sp_xasprintf("%s: %s", tmp, strerror(errno));
+		return -1;
+	}
+	while (off < len) {
+		ssize_t w = write(fd, buf + off, len - off);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0) {
+			*error_r = sp_xasprintf("%s: write: %s", tmp, strerror(errno));
+			goto fail;
+		}
+		off += (size_t)w;
+	}
+	if (fsync(fd) < 0) {
+		*error_r = sp_xasprintf("%s: fsync: %s", tmp, strerror(errno));
+		goto fail;
+	}
+	if (close(fd) < 0) {
+		fd = -1;
+		*error_r = sp_xasprintf("%s: close: %s", tmp, strerror(errno));
+		goto fail;
+	}
+	fd = -1;
+	if (rename(tmp, path) < 0) {
+		*error_r = sp_xasprintf("%s: rename: %s", tmp, strerror(errno));
+		goto fail;
+	}
+	if (fsync_path(dir) < 0) {
+		*error_r = sp_xasprintf("%s: fsync: %s", dir, strerror(errno));
+		return -1;
+	}
+	return 0;
+fail:
+	if (fd >= 0)
+		close(fd);
+	unlink(tmp);
+	return -1;
+}
+
+int store_uidlist_save(const char *dir, const struct store_uidlist *ul, char **error_r)
+{
+	size_t cap = 64, len;
+	char *buf;
+	int rc;
+
+	for (size_t i = 0; i < ul->n; i++)
+		cap += 12 + strlen(ul->e[i].base);
+	buf = sp_xmalloc(cap);
+	len = (size_t)snprintf(buf, cap, UIDLIST_MAGIC "%u %u\n", ul->uidvalidity, ul->uidnext);
+	for (size_t i = 0; i < ul->n; i++)
+		len += (size_t)snprintf(buf + len, cap - len, "%u %s\n", ul->e[i].uid, ul->e[i].base);
+	rc = store_file_replace(dir, STORE_UIDLIST_NAME, buf, len, error_r);
+	free(buf);
+	return rc;
+}

@@ -1,0 +1,48 @@
+/* libFuzzer target for the MIME structure parser and header helpers
+ * (mailcore/mime_parse.c, mime_header.c): any message must parse within
+ * the depth and part bounds, every part must lie inside the message, and
+ * the header, Content-Type and address helpers must stay in their buffers. */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mailcore/mime.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	static struct mime_message m;
+	static struct mime_addr addrs[MIME_MAX_ADDRS];
+	char v[MIME_FIELD_MAX];
+	struct mime_ctype ct;
+	struct mime_param params[MIME_MAX_PARAMS];
+	size_t np;
+	char disp[64];
+	uint32_t nums[3] = {1, 2, 1};
+
+	mime_parse(data, size, &m);
+	if (m.n == 0 || m.n > MIME_MAX_PARTS)
+		abort();
+	for (size_t i = 0; i < m.n; i++) {
+		const struct mime_part *p = &m.parts[i];
+
+		if (p->start > size || p->start + p->hdr_len > size || p->body_start > size ||
+		    p->body_start + p->body_len > size || p->depth > MIME_MAX_DEPTH)
+			abort();
+		if (mime_header_get(data + p->start, p->hdr_len, "Content-Type", v, sizeof(v)) >= 0)
+			mime_parse_ctype(v, &ct);
+		if (mime_header_get(data + p->start, p->hdr_len, "Content-Disposition", v, sizeof(v)) >= 0)
+			mime_parse_disposition(v, disp, sizeof(disp), params, &np);
+		if (mime_header_get(data + p->start, p->hdr_len, "To", v, sizeof(v)) >= 0 &&
+		    mime_parse_addresses(v, addrs, MIME_MAX_ADDRS) > MIME_MAX_ADDRS)
+			abort();
+	}
+	for (size_t n = 0; n <= 3; n++) {
+		int p = mime_find_part(&m, nums, n);
+
+		if (p >= (int)m.n)
+			abort();
+	}
+	return 0;
+}
