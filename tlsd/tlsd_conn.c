@@ -141,7 +141,9 @@ static void conn_free(struct tlsd_conn *c)
 {
 	struct tlsd_worker *w = c->w;
 
-	sp_log(SP_LOG_INFO, "conn_close", "service=%s client=%s worker=%d reason=%s in=%llu out=%llu ms=%llu",
+	sp_log(c->reason != NULL && strcmp(c->reason, "closed_before_hello") == 0 ? SP_LOG_DEBUG
+									       : SP_LOG_INFO,
+	       "conn_close", "service=%s client=%s worker=%d reason=%s in=%llu out=%llu ms=%llu",
 	       c->svc->name, c->peer, w->index, c->reason ? c->reason : "done",
 	       (unsigned long long)c->bytes_in, (unsigned long long)c->bytes_out,
 	       (unsigned long long)(now_ms() - c->start_ms));
@@ -380,9 +382,18 @@ static enum step step_handshake(struct tlsd_conn *c)
 	if (c->reason == NULL) {
 		char why[256];
 
-		sp_log(SP_LOG_INFO, "handshake_failed", "service=%s client=%s worker=%d err=%d reason=\"%s\"",
-		       c->svc->name, c->peer, c->w->index, err, tlsd_ssl_errors(why, sizeof(why)));
-		c->reason = "handshake_failed";
+		tlsd_ssl_errors(why, sizeof(why));
+		if (BIO_number_read(SSL_get_rbio(c->ssl)) == 0) {
+			/* closed before sending a byte: a port check (load
+			 * balancers, monitoring, readiness probes), not a failed
+			 * handshake worth an operator's attention */
+			c->reason = "closed_before_hello";
+		} else {
+			sp_log(SP_LOG_INFO, "handshake_failed",
+			       "service=%s client=%s worker=%d err=%d reason=\"%s\"", c->svc->name,
+			       c->peer, c->w->index, err, why);
+			c->reason = "handshake_failed";
+		}
 	}
 	return STEP_END;
 }

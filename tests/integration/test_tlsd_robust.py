@@ -77,7 +77,9 @@ def test_stalled_handshake_times_out_while_the_worker_serves_others(tlsd_factory
 
 
 def test_connection_cap(tlsd_factory):
-    t = tlsd_factory(workers=1, extra="tlsd.max_connections = 4\n").start()
+    # debug: connections closed before a ClientHello (the start-up port
+    # probe, the idle ones below) log their close only at that level
+    t = tlsd_factory(workers=1, extra="tlsd.max_connections = 4\nlog.level = debug\n").start()
     t.tlsd.wait_log("event=conn_close", count=1)  # the start-up port probe is gone
     idle = [socket.create_connection(("127.0.0.1", t.port), timeout=10) for _ in range(4)]
     # the 5th is closed at once (the worker accepts in arrival order)
@@ -132,3 +134,24 @@ def test_worker_killed_is_restarted(tlsd):
     assert "event=child_restart proc=worker" in tlsd.log()
     tlsd.tlsd.wait_log("event=worker_start", count=3)
     ok_handshake(tlsd)
+
+
+def test_port_probe_is_not_logged_as_a_failed_handshake(tlsd):
+    """A connect and close without a byte (load balancers, readiness
+    probes) is not a failed handshake; garbage still is, and its log line
+    tells us the probe before it has been handled."""
+    before = tlsd.log().count("event=handshake_failed")
+    socket.create_connection(("127.0.0.1", tlsd.port), timeout=10).close()
+    c = socket.create_connection(("127.0.0.1", tlsd.port), timeout=10)
+    c.sendall(b"GET / HTTP/1.0\r\n\r\n")
+    c.shutdown(socket.SHUT_WR)
+    try:
+        while c.recv(4096):
+            pass
+    except ConnectionResetError:
+        pass
+    c.close()
+    tlsd.tlsd.wait_log("event=handshake_failed", count=before + 1)
+    ok_handshake(tlsd)
+    assert tlsd.log().count("event=handshake_failed") == before + 1
+    assert "closed_before_hello" not in tlsd.log()  # debug level only
