@@ -264,12 +264,10 @@ class Instance:
 
     def _services(self, ports):
         """The port names served by what is built."""
-        s = {"SMTPS_PORT"} if self.have("tlsd") else set()
-        if self.have("mailcore"):
-            s |= {"SMTP_PORT", "SUBMISSION_PORT"}
-        else:
-            s.discard("SMTPS_PORT")  # nothing behind it
-        return s
+        if not self.have("mailcore"):
+            return set()  # nothing behind tlsd's ports
+        return {"SMTP_PORT", "SUBMISSION_PORT", "SMTPS_PORT", "IMAP_PORT", "IMAPS_PORT", "POP_PORT",
+                "POPS_PORT"}
 
     def _users(self):
         lines = []
@@ -296,7 +294,6 @@ class Instance:
 
     def _conf(self, env, services):
         handoff = os.path.join(self.rundir, "handoff.sock")
-        backend = os.path.join(self.rundir, "smtp-backend.sock")
         run_as = self._run_as()
         c = ["# Sealpost demo instance, made by scripts/instance.py"]
         if run_as:
@@ -307,15 +304,19 @@ class Instance:
              "tlsd.workers = 2",
              "tlsd.handoff_socket = %s" % handoff,
              "tlsd.pidfile = %s" % os.path.join(self.rundir, "tlsd.pid")]
-        if "SMTPS_PORT" in services:
-            c += ["service.smtp.sslport = %s" % env["SMTPS_PORT"],
-                  "service.smtp.listen = 127.0.0.1",
-                  "service.smtp.backend = %s" % backend,
-                  "service.smtp.sslnicknames = %s" % SERVER_NICK,
-                  "service.smtp.sslclientauth = request"]
+        # implicit TLS in tlsd, relayed to mailcore's backend sockets
+        for svc, port in (("smtp", "SMTPS_PORT"), ("imap", "IMAPS_PORT"), ("pop", "POPS_PORT")):
+            if port in services:
+                c += ["service.%s.sslport = %s" % (svc, env[port]),
+                      "service.%s.listen = 127.0.0.1" % svc,
+                      "service.%s.backend = %s" % (svc, os.path.join(self.rundir, svc + "-backend.sock")),
+                      "service.%s.sslnicknames = %s" % (svc, SERVER_NICK),
+                      "service.%s.sslclientauth = request" % svc]
         if self.have("mailcore"):
             c += ["service.smtp.port = %s" % env["SMTP_PORT"],
                   "service.submission.port = %s" % env["SUBMISSION_PORT"],
+                  "service.imap.port = %s" % env["IMAP_PORT"],
+                  "service.pop.port = %s" % env["POP_PORT"],
                   "mailcore.listenaddr = 127.0.0.1",
                   "mailcore.hostname = localhost",
                   "mailcore.domains = %s" % DOMAIN,
@@ -376,6 +377,25 @@ class Instance:
                        "smtps://%s:%s --mail-from %s --mail-rcpt %s --user %s:%s -T - -w 'sent %%{response_code}\\n'"
                        % (e["CA_FILE"], e["HOST"], e["SMTPS_PORT"], e["USER1"], e["USER2"], e["USER1"], e["PASS1"]),
                 "expect": "sent 250"})
+        if e.get("IMAPS_PORT"):
+            sheet.append({
+                "what": "read the first message of %s over IMAPS (tlsd, then mailcore) with curl" % e["USER2"],
+                "cmd": "curl -sS --cacert %s --user %s:%s 'imaps://%s:%s/INBOX;UID=1'"
+                       % (e["CA_FILE"], e["USER2"], e["PASS2"], e["HOST"], e["IMAPS_PORT"]),
+                "expect": "Subject: hello from swaks"})
+            sheet.append({
+                "what": "log in to IMAPS with the client certificate alone (PREAUTH as %s)" % e["CLIENT_CERT_USER"],
+                "cmd": "python3 -c \"import imaplib,ssl; c=ssl.create_default_context(cafile='%s'); "
+                       "c.load_cert_chain('%s','%s'); m=imaplib.IMAP4_SSL('%s',%s,ssl_context=c); "
+                       "print(m.welcome.decode()); print(m.select('INBOX')); m.logout()\""
+                       % (e["CA_FILE"], e["CLIENT_CERT"], e["CLIENT_KEY"], e["HOST"], e["IMAPS_PORT"]),
+                "expect": "* PREAUTH"})
+        if e.get("POP_PORT"):
+            sheet.append({
+                "what": "read the same message over POP3 with STLS (curl --ssl-reqd)",
+                "cmd": "curl -sS --ssl-reqd --cacert %s --user %s:%s pop3://%s:%s/1"
+                       % (e["CA_FILE"], e["USER2"], e["PASS2"], e["HOST"], e["POP_PORT"]),
+                "expect": "Subject: hello from swaks"})
         with open(os.path.join(self.dir, "cheatsheet.json"), "w") as f:
             json.dump(sheet, f, indent=1)
 
