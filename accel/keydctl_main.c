@@ -12,26 +12,13 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "common/fileio.h"
+
 #define KEYDCTL_TIMEOUT_MS 5000
 
 static void usage(void)
 {
 	fprintf(stderr, "usage: keydctl -s SOCKET stats [--json]\n");
-}
-
-static int write_all(int fd, const char *p, size_t len)
-{
-	while (len > 0) {
-		ssize_t n = write(fd, p, len);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -1;
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
 }
 
 int main(int argc, char **argv)
@@ -79,7 +66,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	cmd = json ? "stats json\n" : "stats\n";
-	if (write_all(fd, cmd, strlen(cmd)) < 0) {
+	if (sp_write_all(fd, cmd, strlen(cmd)) < 0) {
 		fprintf(stderr, "keydctl: %s: %s\n", path, strerror(errno));
 		close(fd);
 		return 1;
@@ -107,7 +94,7 @@ int main(int argc, char **argv)
 		}
 		if (n == 0)
 			break;
-		if (write_all(STDOUT_FILENO, buf, (size_t)n) < 0) {
+		if (sp_write_all(STDOUT_FILENO, buf, (size_t)n) < 0) {
 			close(fd);
 			return 1;
 		}

@@ -12,37 +12,8 @@
 
 #include "certdb/certdb_db.h"
 #include "certdb/certdb_index.h"
+#include "common/fileio.h"
 #include "common/xalloc.h"
-
-static int write_all(int fd, const void *data, size_t len)
-{
-	const char *p = data;
-
-	while (len > 0) {
-		ssize_t n = write(fd, p, len);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -1;
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
-static int fsync_dir(const char *dir)
-{
-	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	int ret;
-
-	if (fd < 0)
-		return -1;
-	ret = fsync(fd);
-	if (close(fd) < 0)
-		ret = -1;
-	return ret;
-}
 
 int sp_certdb_write_file(const struct sp_certdb *db, const char *relpath, const void *data,
 			 size_t len, unsigned mode, char **error_r)
@@ -68,7 +39,7 @@ int sp_certdb_write_file(const struct sp_certdb *db, const char *relpath, const 
 		free(tmp);
 		goto fail_early;
 	}
-	if (fchmod(fd, (mode_t)mode & 07777) < 0 || write_all(fd, data, len) < 0 ||
+	if (fchmod(fd, (mode_t)mode & 07777) < 0 || sp_write_all(fd, data, len) < 0 ||
 	    fsync(fd) < 0) {
 		saved = errno;
 		close(fd);
@@ -82,7 +53,7 @@ int sp_certdb_write_file(const struct sp_certdb *db, const char *relpath, const 
 		saved = errno;
 		goto fail_tmp;
 	}
-	if (fsync_dir(dir) < 0) {
+	if (sp_fsync_dir(dir) < 0) {
 		*error_r = sp_xasprintf("%s: fsync: %s", dir, strerror(errno));
 		free(tmp);
 		free(path);

@@ -2,6 +2,7 @@
  * (written by smtp_session.c, format in mailcore.h), the per-message state
  * file beside it (state/<name>, replaced atomically and durably), removal
  * once a message is done, and the retry backoff. Parsers here are pure. */
+#include "common/fileio.h"
 #include "mailcore/queue.h"
 
 #include <errno.h>
@@ -296,24 +297,6 @@ char *queue_state_format(const struct queue_state *st, size_t *len_r)
 	return buf;
 }
 
-static int fsync_dir(const char *path)
-{
-	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	int rc;
-
-	if (fd < 0)
-		return -1;
-	rc = fsync(fd);
-	if (rc < 0) {
-		int e = errno;
-
-		close(fd);
-		errno = e;
-		return -1;
-	}
-	return close(fd);
-}
-
 int queue_state_load(const char *queue_dir, const char *name, size_t n_rcpts,
 		     struct queue_state *st, char **error_r)
 {
@@ -394,7 +377,7 @@ int queue_state_save(const char *queue_dir, const char *name, const struct queue
 		unlink(tmp);
 		return -1;
 	}
-	if (close(fd) < 0 || rename(tmp, path) < 0 || fsync_dir(dir) < 0) {
+	if (close(fd) < 0 || rename(tmp, path) < 0 || sp_fsync_dir(dir) < 0) {
 		*error_r = sp_xasprintf("%s: %s", path, strerror(errno));
 		unlink(tmp);
 		return -1;
@@ -408,7 +391,7 @@ int queue_spool_remove(const char *queue_dir, const char *name, char **error_r)
 
 	snprintf(path, sizeof(path), "%s/new/%s", queue_dir, name);
 	snprintf(dir, sizeof(dir), "%s/new", queue_dir);
-	if ((unlink(path) < 0 && errno != ENOENT) || fsync_dir(dir) < 0) {
+	if ((unlink(path) < 0 && errno != ENOENT) || sp_fsync_dir(dir) < 0) {
 		*error_r = sp_xasprintf("%s: %s", path, strerror(errno));
 		return -1;
 	}

@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/fileio.h"
 #include "common/log.h"
 #include "common/xalloc.h"
 #include "mailcore/mailcore.h"
@@ -162,22 +163,11 @@ static int open_lock(const char *dir, char **error_r)
 	return fd;
 }
 
-static int fsync_dir(const char *path)
-{
-	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC), rc;
-
-	if (fd < 0)
-		return -1;
-	rc = fsync(fd);
-	close(fd);
-	return rc;
-}
-
 static int mkdir_durable(const char *path, const char *parent)
 {
 	if (mkdir(path, 0700) < 0)
 		return errno == EEXIST ? 0 : -1;
-	return parent != NULL ? fsync_dir(parent) : 0;
+	return parent != NULL ? sp_fsync_dir(parent) : 0;
 }
 
 int store_make_maildir(const char *dir, const char *parent)
@@ -387,7 +377,7 @@ static enum store_mb_result sync_locked(struct store_mailbox *mb, char **error_r
 		char cur[PATH_MAX];
 
 		store_path(cur, sizeof(cur), "%s/cur", mb->dir);
-		if (fsync_dir(cur) < 0) {
+		if (sp_fsync_dir(cur) < 0) {
 			*error_r = sp_xasprintf("%s: fsync: %s", cur, strerror(errno));
 			goto out;
 		}
@@ -842,7 +832,7 @@ enum store_mb_result store_mailbox_expunge(struct store_mailbox *mb,
 		char cur[PATH_MAX];
 
 		store_path(cur, sizeof(cur), "%s/cur", mb->dir);
-		fsync_dir(cur);
+		sp_fsync_dir(cur);
 		/* the UID list as on disk, minus what we removed */
 		if (store_uidlist_load(mb->dir, &nl, error_r) < 0) {
 			rc = STORE_MB_IOERR;
@@ -944,7 +934,7 @@ enum store_mb_result store_mailbox_append(const char *maildir, const char *name,
 	}
 	if (rename(from, to) == 0) {
 		store_path(cur, sizeof(cur), "%s/cur", mb->dir);
-		fsync_dir(cur);
+		sp_fsync_dir(cur);
 	}
 	/* the sync under the same lock gives it its UID */
 	rc = sync_locked(mb, error_r);
@@ -1074,7 +1064,7 @@ enum store_mb_result store_mailbox_copy(struct store_mailbox *mb, const size_t *
 		enum store_mb_result src;
 
 		store_path(cur, sizeof(cur), "%s/cur", dst->dir);
-		if (fsync_dir(cur) < 0 && rc == STORE_MB_OK) {
+		if (sp_fsync_dir(cur) < 0 && rc == STORE_MB_OK) {
 			*error_r = sp_xasprintf("%s: fsync: %s", cur, strerror(errno));
 			rc = STORE_MB_IOERR;
 		}

@@ -2,6 +2,7 @@
  * new/, fsync new/, and only then success), unique names per the Maildir
  * spec, quota usage from the names' ",S=" sizes. A message is either whole
  * in new/ or absent: a crash leaves at most a stray file in tmp/. */
+#include "common/fileio.h"
 #include "mailcore/mailcore.h"
 
 #include <dirent.h>
@@ -74,24 +75,6 @@ int store_maildir_unique(const char *hostname, uint64_t size, char *buf, size_t 
 	return n < 0 || (size_t)n >= cap ? -1 : 0;
 }
 
-static int fsync_dir(const char *path)
-{
-	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	int rc;
-
-	if (fd < 0)
-		return -1;
-	rc = fsync(fd);
-	if (rc < 0) {
-		int e = errno;
-
-		close(fd);
-		errno = e;
-		return -1;
-	}
-	return close(fd);
-}
-
 /* mkdir -p with 0700; each directory created is made durable in its parent. */
 static int mkdir_p(const char *path)
 {
@@ -112,7 +95,7 @@ static int mkdir_p(const char *path)
 
 			if (slash != NULL && slash != buf) {
 				*slash = '\0';
-				if (fsync_dir(buf) < 0)
+				if (sp_fsync_dir(buf) < 0)
 					return -1;
 				*slash = '/';
 			}
@@ -354,7 +337,7 @@ enum store_status store_maildir_deliver(const struct store_target *targets, size
 		char dir[PATH_MAX];
 
 		snprintf(dir, sizeof(dir), "%s/new", targets[i].maildir);
-		if (fsync_dir(dir) < 0) {
+		if (sp_fsync_dir(dir) < 0) {
 			*error_r = sp_xasprintf("%s: fsync: %s", dir, strerror(errno));
 			goto fail;
 		}

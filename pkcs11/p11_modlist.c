@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/fileio.h"
 #include "common/xalloc.h"
 #include "pkcs11/pkcs11.h"
 
@@ -242,20 +243,6 @@ struct p11_modlist *p11_modlist_load(const char *path, char **error_r)
 	return ml;
 }
 
-static int write_all(int fd, const char *p, size_t len)
-{
-	while (len > 0) {
-		ssize_t n = write(fd, p, len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -1;
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 int p11_modlist_save(const struct p11_modlist *ml, const char *path, char **error_r)
 {
 	char *tmp = sp_xasprintf("%s.tmpXXXXXX", path), *dircopy, *text;
@@ -282,7 +269,7 @@ int p11_modlist_save(const struct p11_modlist *ml, const char *path, char **erro
 		*error_r = sp_xasprintf("%s: %s", tmp, strerror(errno));
 		goto fail;
 	}
-	if (fchmod(fd, 0644) < 0 || write_all(fd, text, len) < 0 || fsync(fd) < 0) {
+	if (fchmod(fd, 0644) < 0 || sp_write_all(fd, text, len) < 0 || fsync(fd) < 0) {
 		*error_r = sp_xasprintf("%s: %s", tmp, strerror(errno));
 		close(fd);
 		unlink(tmp);
