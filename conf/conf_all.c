@@ -24,6 +24,7 @@ extern const struct sp_conf_key mailcore_conf_keys[];
 extern const struct sp_conf_key mailcore_filter_conf_keys[];
 extern const struct sp_conf_key mailcore_imap_conf_keys[];
 extern const struct sp_conf_key mailcore_pop_conf_keys[];
+extern const struct sp_conf_key mailcore_dir_conf_keys[];
 
 static const struct {
 	const char *component;
@@ -37,6 +38,7 @@ static const struct {
 	{ "mailcore access filters", mailcore_filter_conf_keys },
 	{ "mailcore imap", mailcore_imap_conf_keys },
 	{ "mailcore pop", mailcore_pop_conf_keys },
+	{ "mailcore directory", mailcore_dir_conf_keys },
 };
 
 int sp_conf_add_all(struct sp_conf *conf, char **error_r)

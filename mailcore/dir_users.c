@@ -38,6 +38,7 @@ static void users_free_entries(struct dir_users *u)
 {
 	for (size_t i = 0; i < u->n; i++) {
 		free(u->entries[i].user.address);
+		free(u->entries[i].user.allowed);
 		if (u->entries[i].user.hash != NULL)
 			sp_free_secret(u->entries[i].user.hash, strlen(u->entries[i].user.hash));
 	}
@@ -78,6 +79,36 @@ static int parse_size(const char *s, size_t n, uint64_t *out)
 	return 0;
 }
 
+static int hex_digit(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/* allowed= runs to the end of the line (a filter holds ',' and ':'): the
+ * offset in a[0..n) where that attribute starts, or n if there is none. */
+static size_t allowed_start(const char *a, size_t n)
+{
+	size_t i = 0;
+
+	for (;;) {
+		while (i < n && isblank((unsigned char)a[i]))
+			i++;
+		if (n - i >= 8 && strncmp(a + i, "allowed=", 8) == 0)
+			return i;
+		while (i < n && a[i] != ',')
+			i++;
+		if (i == n)
+			return n;
+		i++;
+	}
+}
+
 static bool hash_usable(const char *h)
 {
 	return h[0] != '\0' && h[0] != '*' && h[0] != '!';
@@ -86,7 +117,7 @@ static bool hash_usable(const char *h)
 static int parse_attrs(const char *a, size_t n, struct dir_user *u, const char **why)
 {
 	size_t i = 0;
-	bool seen_quota = false, seen_status = false;
+	bool seen_quota = false, seen_status = false, seen_cert = false;
 
 	while (n > 0 && isblank((unsigned char)a[n - 1]))
 		n--;
@@ -139,8 +170,26 @@ static int parse_attrs(const char *a, size_t n, struct dir_user *u, const char *
 				return -1;
 			}
 			seen_status = true;
+		} else if (eq - start == 10 && strncmp(a + start, "certsha256", 10) == 0) {
+			const char *v = a + eq + 1;
+
+			if (seen_cert || end - eq - 1 != 64) {
+				*why = seen_cert ? "duplicate certsha256" : "bad certsha256 (64 hex digits)";
+				return -1;
+			}
+			for (size_t k = 0; k < 32; k++) {
+				int hi = hex_digit(v[2 * k]), lo = hex_digit(v[2 * k + 1]);
+
+				if (hi < 0 || lo < 0) {
+					*why = "bad certsha256 (64 hex digits)";
+					return -1;
+				}
+				u->certsha256[k] = (uint8_t)(hi * 16 + lo);
+			}
+			u->has_certsha256 = true;
+			seen_cert = true;
 		} else {
-			*why = "unknown attribute (known: quota, status)";
+			*why = "unknown attribute (known: quota, status, certsha256, allowed)";
 			return -1;
 		}
 	}
@@ -166,9 +215,31 @@ static int parse_line(struct dir_users *u, const char *line, size_t len, const c
 		return -1;
 	}
 	c2 = memchr(c1 + 1, ':', len - (size_t)(c1 + 1 - line));
-	if (c2 != NULL && memchr(c2 + 1, ':', len - (size_t)(c2 + 1 - line)) != NULL) {
-		*why = "too many ':' fields (expected address:hash:attributes)";
-		return -1;
+	if (c2 != NULL) {
+		size_t alen = len - (size_t)(c2 + 1 - line), as = allowed_start(c2 + 1, alen);
+
+		if (memchr(c2 + 1, ':', as) != NULL) {
+			*why = "too many ':' fields (expected address:hash:attributes)";
+			return -1;
+		}
+		if (as < alen) {
+			const char *v = c2 + 1 + as + 8;
+			size_t vl = alen - as - 8;
+
+			while (vl > 0 && isblank((unsigned char)v[vl - 1]))
+				vl--;
+			if (vl == 0 || vl > 4000) {
+				*why = "bad allowed= (a client access filter, the last attribute)";
+				return -1;
+			}
+			user.allowed = sp_xstrndup(v, vl);
+			/* the attributes before it, without the separating comma */
+			len = (size_t)(c2 + 1 - line) + as;
+			while (len > (size_t)(c2 + 1 - line) && isblank((unsigned char)line[len - 1]))
+				len--;
+			if (len > (size_t)(c2 + 1 - line) && line[len - 1] == ',')
+				len--;
+		}
 	}
 	if (mc_normalize_address(line, (size_t)(c1 - line), addr, sizeof(addr)) < 0) {
 		*why = "bad address (local part [a-z0-9._+-], domain a host name)";
@@ -183,10 +254,13 @@ static int parse_line(struct dir_users *u, const char *line, size_t len, const c
 			return -1;
 		}
 	}
-	if (c2 != NULL && parse_attrs(c2 + 1, len - (size_t)(c2 + 1 - line), &user, why) < 0)
+	if (c2 != NULL && parse_attrs(c2 + 1, len - (size_t)(c2 + 1 - line), &user, why) < 0) {
+		free(user.allowed);
 		return -1;
+	}
 	if (u->n == u->cap) {
 		if (u->n >= USERS_MAX_COUNT) {
+			free(user.allowed);
 			*why = "too many users";
 			return -1;
 		}

@@ -149,6 +149,13 @@ int smtp_sasl_plain_split(const uint8_t *msg, size_t len, struct smtp_plain *out
  *                 status=active|inactive|deleted
  *                   inactive: no login; mail refused with 450 4.2.1
  *                   deleted : as if the line were absent (550 5.1.1)
+ *                 certsha256=HEX        SHA-256 of the user's client certificate
+ *                                       (64 hex digits; certmap verifycert,
+ *                                       docs/CERTMAP.md)
+ *                 allowed=FILTER        per-user services, client access filter
+ *                                       syntax (filter.h); must be the LAST
+ *                                       attribute: it runs to the end of the line
+ *                                       and may hold ',' and ':'
  * '#' lines and blank lines are ignored. A malformed line, an unknown
  * attribute or a duplicate address is an error naming file and line.
  * Limits: 16 MiB file, 4096-byte lines, 1,000,000 users.
@@ -160,6 +167,9 @@ struct dir_user {
 	char *hash;      /* crypt(3) hash or "" */
 	uint64_t quota;  /* bytes; 0 = unlimited */
 	enum dir_user_status status;
+	char *allowed;   /* allowed= service filter text (filter.h syntax); NULL = any */
+	bool has_certsha256;        /* certsha256= (certmap verifycert, dir.h) */
+	uint8_t certsha256[32];
 };
 
 struct dir_users;
@@ -356,6 +366,10 @@ struct smtp_env {
 	const struct dir_users *users;
 	const struct dir_aliases *aliases; /* may be NULL */
 	const struct mappings *maps;       /* may be NULL */
+	/* The directory (dir.h) for recipients, passwords and certmap: each
+	 * session takes a ref at its start. NULL = the users file above (or of
+	 * tables) with the built-in certmap. */
+	struct dir *dir;
 	/* When set, each session takes a ref at its start and uses these
 	 * tables instead of the three above (mailcore swaps it on SIGHUP). */
 	struct dir_tables *tables;
@@ -368,6 +382,8 @@ struct smtp_env {
 	 * server must set a resume callback on each session. */
 	struct store_pool *pool;
 };
+
+struct dir;
 
 /* What the server knows about the connection. */
 struct smtp_conn_info {

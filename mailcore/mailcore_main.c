@@ -29,6 +29,8 @@
 #include "common/xalloc.h"
 #include "conf/conf.h"
 #include "config.h"
+#include "mailcore/certmap.h"
+#include "mailcore/dir.h"
 #include "mailcore/imap.h"
 #include "mailcore/mailcore.h"
 #include "mailcore/mc_file.h"
@@ -49,6 +51,9 @@ struct mailcore {
 	struct pop_server *pop;
 	struct store_pool *pool;   /* fsyncs, crypt, DNS, queue files: off the loop */
 	struct queue_manager *qm;  /* outbound queue, in this loop; NULL = off */
+	struct certmap *certmap;   /* mailcore.certmapfile; NULL = built-in */
+	struct dir *dir;           /* LDAP, or the users file of tables */
+	struct store_pool *dir_pool; /* LDAP calls: their own threads */
 };
 
 static void usage(FILE *out)
@@ -108,6 +113,15 @@ static int setup(struct mailcore *mc, const char *conf_path, char **error_r)
 				     sp_conf_str(mc->conf, "mailcore.mappings"), error_r);
 	if (mc->tables == NULL)
 		return -1;
+	if (sp_conf_str(mc->conf, "mailcore.certmapfile") != NULL) {
+		mc->certmap = certmap_load(sp_conf_str(mc->conf, "mailcore.certmapfile"), error_r);
+		if (mc->certmap == NULL)
+			return -1;
+	}
+	mc->dir = dir_ldap_configured(mc->conf) ? dir_ldap_new(mc->conf, mc->certmap, error_r)
+						: dir_users_new(mc->tables, NULL, mc->certmap, NULL);
+	if (mc->dir == NULL)
+		return -1;
 
 	mc->env = (struct smtp_env){
 		.hostname = mc->hostname,
@@ -131,6 +145,7 @@ static int setup(struct mailcore *mc, const char *conf_path, char **error_r)
 		.aliases = mc->tables->aliases,
 		.maps = mc->tables->maps,
 		.tables = mc->tables,
+		.dir = mc->dir,
 	};
 	if (mc->env.store_root == NULL || mc->env.store_root[0] != '/') {
 		*error_r = sp_xasprintf("mailcore.store must be an absolute path");
@@ -218,6 +233,13 @@ static void reload_tables(struct mailcore *mc)
 	dir_tables_unref(&mc->tables);
 	mc->tables = t;
 	mc->env.tables = t;
+	if (strcmp(dir_backend_name(mc->dir), "users") == 0) {
+		struct dir *d = dir_users_new(t, NULL, mc->certmap, dir_pool(mc->dir));
+
+		dir_unref(&mc->dir);
+		mc->dir = d;
+		mc->env.dir = d;
+	}
 	mc->env.users = t->users;
 	mc->env.aliases = t->aliases;
 	mc->env.maps = t->maps;
@@ -257,6 +279,15 @@ static int start_queue(struct mailcore *mc, char **error_r)
 	if (mc->pool == NULL)
 		return -1;
 	mc->env.pool = mc->pool;
+	if (strcmp(dir_backend_name(mc->dir), "ldap") == 0) {
+		mc->dir_pool = store_pool_new(mc->base, (unsigned)sp_conf_int(mc->conf, "ldap.threads"),
+					      (unsigned)sp_conf_int(mc->conf, "ldap.max_queued"), error_r);
+		if (mc->dir_pool == NULL)
+			return -1;
+		dir_set_pool(mc->dir, mc->dir_pool);
+	} else {
+		dir_set_pool(mc->dir, mc->pool);
+	}
 	imap_server_set_pool(mc->imap, mc->pool);
 	pop_server_set_pool(mc->pop, mc->pool);
 	if (mc->env.queue_dir == NULL || !sp_conf_bool(mc->conf, "mailcore.queue.delivery"))
@@ -277,8 +308,11 @@ static void teardown(struct mailcore *mc)
 	/* the pool's last completions run with the queue manager still there,
 	 * which starts nothing new once stopped */
 	queue_manager_stop(mc->qm);
+	store_pool_free(&mc->dir_pool);
 	store_pool_free(&mc->pool);
 	queue_manager_free(&mc->qm);
+	dir_unref(&mc->dir);
+	certmap_free(&mc->certmap);
 	if (mc->base != NULL)
 		event_base_free(mc->base);
 	dir_tables_unref(&mc->tables);

@@ -18,6 +18,7 @@
 
 #include "common/log.h"
 #include "common/xalloc.h"
+#include "mailcore/dir.h"
 #include "mailcore/mc_file.h"
 #include "mailcore/store_pool.h"
 
@@ -38,12 +39,13 @@ enum smtp_state {
 	SMTP_S_CLOSING,   /* 221 or 421 queued: close once written */
 	SMTP_S_STORING,   /* end of DATA: the store's fsyncs run on the pool; the 250
 			   * waits for them (RFC 5321 4.1.1.4, 6.1: accept = responsible) */
-	SMTP_S_AUTH_CHECK, /* AUTH: crypt(3) runs on the pool (slow by design) */
+	SMTP_S_AUTH_CHECK, /* AUTH: crypt(3), LDAP bind or certmap runs on the pool */
+	SMTP_S_RCPT_CHECK, /* RCPT: the directory lookups run on the pool (LDAP) */
 };
 
 static const char *const state_names[] = {
 	"new", "init", "ready", "mail", "rcpt", "data", "auth", "tls_wait", "refused", "closing",
-	"storing", "auth_check",
+	"storing", "auth_check", "rcpt_check",
 };
 
 enum smtp_event_kind {
@@ -57,6 +59,7 @@ enum smtp_event_kind {
 	SMTP_EV_EOF,
 	SMTP_EV_STORED,        /* the delivery job finished (ev->job) */
 	SMTP_EV_AUTH_CHECKED,  /* the password job finished (ev->job) */
+	SMTP_EV_RCPT_CHECKED,  /* the recipient lookup job finished (ev->job) */
 };
 
 struct smtp_event {
@@ -74,7 +77,7 @@ enum sasl_step { SASL_PLAIN, SASL_LOGIN_USER, SASL_LOGIN_PASS, SASL_EXTERNAL };
 struct rcpt {
 	char *addr;                  /* final address */
 	bool local;
-	const struct dir_user *user; /* local only */
+	uint64_t quota;              /* local only; 0 = unlimited */
 };
 
 struct mbuf {
@@ -85,7 +88,16 @@ struct mbuf {
 /* Work the session hands to the store pool: it owns copies of everything
  * it touches on the pool thread (never the session), so a session that
  * goes away meanwhile only orphans it (job->s = NULL). */
-enum smtp_job_kind { SMTP_JOB_STORE, SMTP_JOB_AUTH };
+enum smtp_job_kind { SMTP_JOB_STORE, SMTP_JOB_AUTH, SMTP_JOB_RCPT };
+
+/* One target of a RCPT after alias expansion, looked up on the pool. */
+struct rcpt_target {
+	char *addr;
+	bool local;
+	enum dir_status st;
+	struct dir_record *rec;
+	bool over_quota;
+};
 
 struct smtp_job {
 	enum smtp_job_kind kind;
@@ -105,14 +117,22 @@ struct smtp_job {
 	char *error;
 	const char *hostname;
 	bool busy;                    /* the pool was full: nothing was run */
-	/* SMTP_JOB_AUTH */
-	const struct dir_users *users;
-	struct dir_tables *tables;    /* keeps users alive while the job runs */
+	/* SMTP_JOB_AUTH and SMTP_JOB_RCPT */
+	struct dir *dir;              /* a ref: the directory outlives the job */
 	char user[SMTP_LOCAL_PART_MAX + 1 + SMTP_DOMAIN_MAX + 1];
 	char *pw;
 	size_t pw_len;
-	int rc;
-	const struct dir_user *du;
+	bool external;                /* certmap instead of a password */
+	struct sp_proxy_info tls;
+	enum dir_status dst;
+	struct dir_record *rec;
+	/* SMTP_JOB_RCPT */
+	struct rcpt_target *rt;
+	size_t n_rt;
+	char rcpt_addr[SMTP_PATH_MAX + 16];
+	enum smtp_state rcpt_prev;    /* MAIL or RCPT: where a refusal leaves us */
+	const char *store_root;
+	uint64_t declared_size;
 };
 
 struct smtp_session {
@@ -122,6 +142,7 @@ struct smtp_session {
 	const struct dir_users *users;
 	const struct dir_aliases *aliases;
 	const struct mappings *maps;
+	struct dir *dir;                /* a ref: env->dir or the users file */
 	enum smtp_state state;
 	enum smtp_listener listener;
 	enum smtp_channel base_channel; /* before AUTH */
@@ -132,7 +153,8 @@ struct smtp_session {
 
 	bool tls;
 	struct sp_proxy_info tls_info;
-	char cert_user[ADDR_CAP];       /* verified client cert mapped to a user; "" = none */
+	bool cert_ok;                   /* tlsd verified a client certificate: EXTERNAL */
+	char cert_user[ADDR_CAP];       /* EXTERNAL: the authzid the client asked for */
 
 	bool have_helo, ehlo;
 	char helo[SMTP_HELO_MAX + 1];
@@ -262,20 +284,17 @@ static bool plaintext_auth_allowed(const struct smtp_session *s)
 	return s->tls && smtp_cipher_bits(s->tls_info.tls_cipher) >= need;
 }
 
-/* A client certificate that tlsd verified, whose e-mail address is an active user */
+/* A client certificate that tlsd verified: EXTERNAL is offered, and
+ * certmap.conf maps it to a user when the client asks (the directory may
+ * be LDAP: the mapping is a pool job, not done here on the loop). */
 static void map_client_cert(struct smtp_session *s)
 {
 	const struct sp_proxy_info *t = &s->tls_info;
-	const struct dir_user *u;
 
 	s->cert_user[0] = '\0';
-	if (!s->tls || t->tls_verify != 0 ||
-	    (t->tls_client & (SP_PP2_CLIENT_CERT_CONN | SP_PP2_CLIENT_CERT_SESS)) == 0 ||
-	    t->cert_email[0] == '\0')
-		return;
-	u = dir_users_find(s->users, t->cert_email);
-	if (u != NULL && u->status == DIR_USER_ACTIVE)
-		snprintf(s->cert_user, sizeof(s->cert_user), "%s", u->address);
+	s->cert_ok = s->tls && t->tls_verify == 0 &&
+		     (t->tls_client & (SP_PP2_CLIENT_CERT_CONN | SP_PP2_CLIENT_CERT_SESS)) != 0 &&
+		     (t->cert_subject[0] != '\0' || t->cert_email[0] != '\0');
 }
 
 static const char *app_info(const struct smtp_session *s)
@@ -338,8 +357,7 @@ static bool send_access_refused(struct smtp_session *s, bool orig, const char *d
 	}
 }
 
-static bool rcpt_add(struct smtp_session *s, const char *addr, bool local,
-		     const struct dir_user *user)
+static bool rcpt_add(struct smtp_session *s, const char *addr, bool local, uint64_t quota)
 {
 	for (size_t i = 0; i < s->n_rcpts; i++)
 		if (strcmp(s->rcpts[i].addr, addr) == 0)
@@ -352,7 +370,7 @@ static bool rcpt_add(struct smtp_session *s, const char *addr, bool local,
 	}
 	s->rcpts[s->n_rcpts].addr = sp_xstrdup(addr);
 	s->rcpts[s->n_rcpts].local = local;
-	s->rcpts[s->n_rcpts].user = user;
+	s->rcpts[s->n_rcpts].quota = quota;
 	s->n_rcpts++;
 	return true;
 }
@@ -393,7 +411,7 @@ static enum smtp_state cmd_helo(struct smtp_session *s, const struct smtp_cmd *c
 	if (s->env->starttls && !s->tls)
 		ext[n_ext++] = "STARTTLS";
 	if (!s->authed) {
-		bool plain = plaintext_auth_allowed(s), ext_ok = s->cert_user[0] != '\0';
+		bool plain = plaintext_auth_allowed(s), ext_ok = s->cert_ok;
 
 		if (plain || ext_ok) {
 			snprintf(auth_line, sizeof(auth_line), "AUTH%s%s", plain ? " PLAIN LOGIN" : "",
@@ -459,29 +477,56 @@ static enum smtp_state cmd_mail(struct smtp_session *s, const struct smtp_cmd *c
 	return SMTP_S_MAIL;
 }
 
-/* A local recipient after alias expansion: must be a user that can receive. */
-static bool local_target_ok(struct smtp_session *s, const char *addr, const struct dir_user **u_r)
+/* On the pool: a local recipient after alias expansion looked up in the
+ * directory (aliases there lead to the canonical address), and its quota
+ * measured. Touches only the job. */
+static void rcpt_lookup_work(struct smtp_job *j)
 {
-	const struct dir_user *u = dir_users_find(s->users, addr);
-	char maildir[4096];
-	uint64_t used;
+	for (size_t i = 0; i < j->n_rt; i++) {
+		struct rcpt_target *t = &j->rt[i];
+		char maildir[4096];
+		uint64_t used;
 
-	if (u == NULL) {
-		reply(s, 550, "5.1.1", "<%s>: User unknown", addr);
+		if (!t->local)
+			continue;
+		t->st = dir_lookup(j->dir, t->addr, &t->rec);
+		if (t->st != DIR_FOUND || t->rec->status != DIR_USER_ACTIVE || t->rec->quota == 0)
+			continue;
+		if (store_maildir_path(j->store_root, t->rec->address, maildir, sizeof(maildir)) == 0 &&
+		    store_maildir_usage(maildir, &used) == 0 && used + j->declared_size >= t->rec->quota)
+			t->over_quota = true;
+	}
+}
+
+/* On the loop: a local target's lookup answered. False (and the reply
+ * queued) when it cannot receive. A directory that is down is a temporary
+ * failure (RFC 3463 4.4.3), never "user unknown" and never "accept". */
+static bool local_target_ok(struct smtp_session *s, const struct smtp_job *j,
+			    const struct rcpt_target *t)
+{
+	if (j->busy) {
+		reply(s, 451, "4.3.0", "<%s>: Temporary local problem; try again later", t->addr);
 		return false;
 	}
-	if (u->status != DIR_USER_ACTIVE) {
-		reply(s, 450, "4.2.1", "<%s>: Mailbox temporarily unavailable", addr);
+	if (t->st == DIR_TEMPFAIL) {
+		sp_log(SP_LOG_NOTICE, "smtp_rcpt_dir_tempfail", "client=%s", s->client_ip);
+		reply(s, 451, "4.4.3", "<%s>: Directory temporarily unavailable; try again later",
+		      t->addr);
 		return false;
 	}
-	if (u->quota > 0 && store_maildir_path(s->env->store_root, u->address, maildir,
-					       sizeof(maildir)) == 0 &&
-	    store_maildir_usage(maildir, &used) == 0 && used + s->declared_size >= u->quota) {
+	if (t->st != DIR_FOUND) {
+		reply(s, 550, "5.1.1", "<%s>: User unknown", t->addr);
+		return false;
+	}
+	if (t->rec->status != DIR_USER_ACTIVE) {
+		reply(s, 450, "4.2.1", "<%s>: Mailbox temporarily unavailable", t->addr);
+		return false;
+	}
+	if (t->over_quota) {
 		/* RFC 3463 4.2.2: a full mailbox is worth retrying later */
-		reply(s, 452, "4.2.2", "<%s>: Mailbox full", addr);
+		reply(s, 452, "4.2.2", "<%s>: Mailbox full", t->addr);
 		return false;
 	}
-	*u_r = u;
 	return true;
 }
 
@@ -492,13 +537,10 @@ static enum smtp_state cmd_rcpt(struct smtp_session *s, const struct smtp_cmd *c
 {
 	char addr[ADDR_CAP + 16];
 	char *targets[DIR_ALIAS_MAX_TARGETS];
-	const struct dir_user *users[DIR_ALIAS_MAX_TARGETS];
-	bool tlocal[DIR_ALIAS_MAX_TARGETS];
 	const char *domain;
 	size_t local_len;
 	int n_targets;
 	bool local;
-	enum smtp_state next = s->state;
 
 	if (s->state != SMTP_S_MAIL && s->state != SMTP_S_RCPT) {
 		reply(s, 503, "5.5.1", "Need MAIL before RCPT");
@@ -540,7 +582,7 @@ static enum smtp_state cmd_rcpt(struct smtp_session *s, const struct smtp_cmd *c
 		}
 		if (send_access_refused(s, false, "tcp_local", addr))
 			return s->state;
-		if (!rcpt_add(s, addr, false, NULL)) {
+		if (!rcpt_add(s, addr, false, 0)) {
 			reply(s, 452, "4.5.3", "Too many recipients");
 			return s->state;
 		}
@@ -566,33 +608,61 @@ static enum smtp_state cmd_rcpt(struct smtp_session *s, const struct smtp_cmd *c
 			n_targets = 1;
 		}
 	}
-	for (int i = 0; i < n_targets; i++) {
-		const char *at = strrchr(targets[i], '@');
+	/* the lookups run on the pool (LDAP may take a while): SMTP_S_RCPT_CHECK
+	 * waits for rcpt_checked() */
+	{
+		struct smtp_job *j = sp_xcalloc(1, sizeof(*j));
 
-		users[i] = NULL;
-		tlocal[i] = at != NULL && domain_is_local(at + 1, (void *)s->env);
-		if (tlocal[i] ? !local_target_ok(s, targets[i], &users[i])
-			      : s->env->queue_dir == NULL) {
-			if (!tlocal[i])
-				reply(s, 451, "4.3.0", "<%s>: No outbound queue configured", addr);
-			goto done;
+		j->kind = SMTP_JOB_RCPT;
+		j->dir = dir_ref(s->dir);
+		j->rt = sp_xcalloc((size_t)n_targets, sizeof(*j->rt));
+		j->n_rt = (size_t)n_targets;
+		for (int i = 0; i < n_targets; i++) {
+			const char *at = strrchr(targets[i], '@');
+
+			j->rt[i].addr = targets[i]; /* moves into the job */
+			j->rt[i].local = at != NULL && domain_is_local(at + 1, (void *)s->env);
+			j->rt[i].st = DIR_TEMPFAIL;
 		}
-		if (send_access_refused(s, false, tlocal[i] ? "ims-ms" : "tcp_local", targets[i]))
-			goto done;
+		snprintf(j->rcpt_addr, sizeof(j->rcpt_addr), "%s", addr);
+		j->rcpt_prev = s->state;
+		j->store_root = s->env->store_root;
+		j->declared_size = s->declared_size;
+		s->job = j;
 	}
-	for (int i = 0; i < n_targets; i++) {
-		if (!rcpt_add(s, targets[i], tlocal[i], users[i])) {
+	return SMTP_S_RCPT_CHECK;
+}
+
+/* The recipient's lookups answered (on the loop): each target must be able
+ * to receive and pass SEND_ACCESS; then all of them are added, or none. */
+static enum smtp_state rcpt_checked(struct smtp_session *s, const struct smtp_job *j)
+{
+	const char *addr = j->rcpt_addr;
+
+	for (size_t i = 0; i < j->n_rt; i++) {
+		const struct rcpt_target *t = &j->rt[i];
+
+		if (t->local ? !local_target_ok(s, j, t) : s->env->queue_dir == NULL) {
+			if (!t->local)
+				reply(s, 451, "4.3.0", "<%s>: No outbound queue configured", addr);
+			return j->rcpt_prev;
+		}
+		if (send_access_refused(s, false, t->local ? "ims-ms" : "tcp_local",
+					t->local ? t->rec->address : t->addr))
+			return j->rcpt_prev;
+	}
+	for (size_t i = 0; i < j->n_rt; i++) {
+		const struct rcpt_target *t = &j->rt[i];
+
+		if (!rcpt_add(s, t->local ? t->rec->address : t->addr, t->local,
+			      t->local ? t->rec->quota : 0)) {
 			reply(s, 452, "4.5.3", "Too many recipients");
-			goto done;
+			return j->rcpt_prev;
 		}
 	}
 	s->n_rcpt_cmds++;
 	reply(s, 250, "2.1.5", "Recipient <%s> OK", addr);
-	next = SMTP_S_RCPT;
-done:
-	for (int i = 0; i < n_targets; i++)
-		free(targets[i]);
-	return next;
+	return SMTP_S_RCPT;
 }
 
 /* RFC 5321 4.1.1.4 DATA; 3.3: no valid recipients -> 554 (or 503) */
@@ -675,8 +745,7 @@ static enum smtp_state auth_check_password(struct smtp_session *s, const char *u
 		return auth_failure(s, NULL);
 	j = sp_xcalloc(1, sizeof(*j));
 	j->kind = SMTP_JOB_AUTH;
-	j->users = s->users;
-	j->tables = dir_tables_ref(s->tables); /* the job may outlive the session */
+	j->dir = dir_ref(s->dir); /* the job may outlive the session */
 	memcpy(j->user, user, user_len);
 	j->user[user_len] = '\0';
 	j->pw = sp_xmalloc(pw_len + 1);
@@ -687,16 +756,54 @@ static enum smtp_state auth_check_password(struct smtp_session *s, const char *u
 	return SMTP_S_AUTH_CHECK;
 }
 
+/* EXTERNAL (RFC 4422 A): the certificate is mapped through certmap.conf
+ * on the pool; authzid (may be empty) is checked when it answers. */
+static enum smtp_state auth_check_certificate(struct smtp_session *s, const uint8_t *authzid,
+					      size_t n)
+{
+	struct smtp_job *j;
+
+	if (n >= sizeof(s->cert_user) || memchr(authzid, '\0', n) != NULL)
+		return auth_failure(s, NULL);
+	memcpy(s->cert_user, authzid, n);
+	s->cert_user[n] = '\0';
+	j = sp_xcalloc(1, sizeof(*j));
+	j->kind = SMTP_JOB_AUTH;
+	j->external = true;
+	j->dir = dir_ref(s->dir);
+	j->tls = s->tls_info;
+	s->job = j;
+	return SMTP_S_AUTH_CHECK;
+}
+
+/* The directory answered. RFC 4954 6: 454 4.7.0 for a temporary failure
+ * (pool full, LDAP down), 535 5.7.8 for refused credentials. Per-user
+ * allowed services (mailAllowedServiceAccess / allowed=) are checked here,
+ * after the credentials: a user barred from smtp gets the same 535 5.7.8
+ * as a wrong password (the log says why), so the reply tells a guesser
+ * nothing, and the session stays unauthenticated. */
 static enum smtp_state auth_checked(struct smtp_session *s, const struct smtp_job *j)
 {
-	if (j->busy) {
-		/* RFC 4954 6: a temporary failure, try again later */
+	const char *who = j->external ? s->cert_user : j->user;
+
+	if (j->busy || j->dst == DIR_TEMPFAIL) {
+		sp_log(SP_LOG_NOTICE, "smtp_auth", "client=%s result=tempfail why=%s", s->client_ip,
+		       j->busy ? "pool_full" : "directory");
 		reply(s, 454, "4.7.0", "Temporary authentication failure");
 		return SMTP_S_READY;
 	}
-	if (j->rc < 0)
-		return auth_failure(s, j->user);
-	return auth_success(s, j->du->address);
+	if (j->dst != DIR_FOUND)
+		return auth_failure(s, who);
+	/* RFC 4422 A.1: an empty authzid, or the identity the certificate maps to */
+	if (j->external && s->cert_user[0] != '\0' && strcasecmp(s->cert_user, j->rec->address) != 0)
+		return auth_failure(s, who);
+	if (!dir_service_allowed(j->rec, "smtp", (const struct sockaddr *)&s->client,
+				 (const struct sockaddr *)&s->local)) {
+		sp_log(SP_LOG_NOTICE, "smtp_auth_service_denied", "client=%s user=%s", s->client_ip,
+		       j->rec->address);
+		return auth_failure(s, j->rec->address);
+	}
+	return auth_success(s, j->rec->address);
 }
 
 /* One SASL response (initial or continuation), decoded. */
@@ -730,10 +837,7 @@ static enum smtp_state sasl_response(struct smtp_session *s, const uint8_t *r, s
 		return next;
 	}
 	case SASL_EXTERNAL:
-		/* RFC 4422 A.1: an empty authzid, or the identity the certificate maps to */
-		if (n == 0 || (n == strlen(s->cert_user) && strncasecmp((const char *)r, s->cert_user, n) == 0))
-			return auth_success(s, s->cert_user);
-		return auth_failure(s, s->cert_user);
+		return auth_check_certificate(s, r, n);
 	}
 	return auth_failure(s, NULL);
 }
@@ -784,7 +888,7 @@ static enum smtp_state cmd_auth(struct smtp_session *s, const struct smtp_cmd *c
 		}
 		s->sasl = cmd->mech[0] == 'P' ? SASL_PLAIN : SASL_LOGIN_USER;
 	} else if (strcmp(cmd->mech, "EXTERNAL") == 0) {
-		if (s->cert_user[0] == '\0') {
+		if (!s->cert_ok) {
 			reply(s, 504, "5.5.4", "EXTERNAL needs a verified client certificate of a user");
 			return s->state;
 		}
@@ -928,7 +1032,7 @@ static enum smtp_state deliver(struct smtp_session *s)
 		}
 		j->prefixes[nt] = sp_xasprintf("Return-Path: <%s>\r\nDelivered-To: %s\r\n", s->from, r->addr);
 		j->targets[nt].maildir = j->paths[nt];
-		j->targets[nt].quota = r->user != NULL ? r->user->quota : 0;
+		j->targets[nt].quota = r->quota;
 		j->targets[nt].prefix = j->prefixes[nt];
 		j->targets[nt].prefix_len = strlen(j->prefixes[nt]);
 		j->n_targets++;
@@ -1058,6 +1162,8 @@ static enum smtp_state smtp_transition(struct smtp_session *s, const struct smtp
 		return stored(s, ev->job);
 	case SMTP_EV_AUTH_CHECKED:
 		return auth_checked(s, ev->job);
+	case SMTP_EV_RCPT_CHECKED:
+		return rcpt_checked(s, ev->job);
 	case SMTP_EV_SASL_LINE:
 		return sasl_line(s, ev->line, ev->line_len);
 	case SMTP_EV_BAD_LINE:
@@ -1143,7 +1249,13 @@ static void job_free(struct smtp_job *j)
 	if (j->pw != NULL)
 		sp_free_secret(j->pw, j->pw_len + 1);
 	OPENSSL_cleanse(j->user, sizeof(j->user));
-	dir_tables_unref(&j->tables);
+	dir_record_free(&j->rec);
+	for (size_t i = 0; i < j->n_rt; i++) {
+		free(j->rt[i].addr);
+		dir_record_free(&j->rt[i].rec);
+	}
+	free(j->rt);
+	dir_unref(&j->dir);
 	free(j);
 }
 
@@ -1158,13 +1270,23 @@ static void job_work(void *arg)
 						      NULL, 0, &j->error);
 		return;
 	}
-	j->rc = dir_users_verify(j->users, j->user, j->pw, j->pw_len, &j->du);
+	if (j->kind == SMTP_JOB_RCPT) {
+		rcpt_lookup_work(j);
+		return;
+	}
+	if (j->external) {
+		j->dst = dir_certmap(j->dir, &j->tls, &j->rec);
+		return;
+	}
+	j->dst = dir_verify(j->dir, j->user, j->pw, j->pw_len, &j->rec);
 	OPENSSL_cleanse(j->pw, j->pw_len);
 }
 
 static void job_finish(struct smtp_session *s, struct smtp_job *j)
 {
-	struct smtp_event ev = {.kind = j->kind == SMTP_JOB_STORE ? SMTP_EV_STORED : SMTP_EV_AUTH_CHECKED,
+	struct smtp_event ev = {.kind = j->kind == SMTP_JOB_STORE  ? SMTP_EV_STORED
+					: j->kind == SMTP_JOB_RCPT ? SMTP_EV_RCPT_CHECKED
+								   : SMTP_EV_AUTH_CHECKED,
 				.job = j};
 
 	smtp_step(s, &ev);
@@ -1197,10 +1319,18 @@ static void job_done(void *arg)
 static void job_start(struct smtp_session *s)
 {
 	struct smtp_job *j = s->job;
+	/* directory work goes to the directory's own pool where it has one
+	 * (LDAP), so a slow server never holds the store's fsync threads */
+	struct store_pool *pool = j->kind != SMTP_JOB_STORE && dir_pool(s->dir) != NULL
+					  ? dir_pool(s->dir) : s->env->pool;
 
 	j->s = s;
-	if (s->env->pool != NULL && s->resume != NULL) {
-		if (store_pool_submit(s->env->pool, job_work, job_done, j) == 0) {
+	/* recipients in the users file are a memory lookup: inline, so a
+	 * pipelined batch is still answered in one write (RFC 2920 3.1) */
+	if (j->kind == SMTP_JOB_RCPT && strcmp(dir_backend_name(s->dir), "users") == 0)
+		pool = NULL;
+	if (pool != NULL && s->resume != NULL) {
+		if (store_pool_submit(pool, job_work, job_done, j) == 0) {
 			s->job_running = true;
 			return;
 		}
@@ -1235,7 +1365,8 @@ static void smtp_step(struct smtp_session *s, const struct smtp_event *ev)
 		s->state = SMTP_S_CLOSING;
 	}
 	if (s->job != NULL && !s->job_running) {
-		if (s->state == SMTP_S_STORING || s->state == SMTP_S_AUTH_CHECK) {
+		if (s->state == SMTP_S_STORING || s->state == SMTP_S_AUTH_CHECK ||
+		    s->state == SMTP_S_RCPT_CHECK) {
 			job_start(s);
 		} else {
 			job_free(s->job);
@@ -1346,7 +1477,8 @@ static void process(struct smtp_session *s)
 		}
 		if (s->out.len >= SMTP_OUT_HIGH_WATER)
 			break; /* the client is not reading its replies: wait */
-		if (s->state == SMTP_S_STORING || s->state == SMTP_S_AUTH_CHECK)
+		if (s->state == SMTP_S_STORING || s->state == SMTP_S_AUTH_CHECK ||
+		    s->state == SMTP_S_RCPT_CHECK)
 			break; /* a job runs: the next command waits for its reply */
 		if (s->state == SMTP_S_DATA) {
 			data_input(s);
@@ -1382,6 +1514,9 @@ struct smtp_session *smtp_session_new(const struct smtp_env *env, const struct s
 		s->aliases = env->aliases;
 		s->maps = env->maps;
 	}
+	/* the directory: mailcore's (LDAP, or the users file of this snapshot),
+	 * or, without one (unit tests, tools), the users file of these tables */
+	s->dir = env->dir != NULL ? dir_ref(env->dir) : dir_users_new(s->tables, s->users, NULL, NULL);
 	s->state = SMTP_S_NEW;
 	s->listener = ci->listener;
 	s->client = ci->client;
@@ -1424,6 +1559,7 @@ void smtp_session_free(struct smtp_session **sp)
 	}
 	transaction_reset(s);
 	dir_tables_unref(&s->tables);
+	dir_unref(&s->dir);
 	free(s->rcpts);
 	mbuf_free(&s->out);
 	OPENSSL_cleanse(s->in, sizeof(s->in));
@@ -1491,6 +1627,7 @@ unsigned smtp_session_wants(const struct smtp_session *s)
 		return SMTP_WANT_STARTTLS;
 	case SMTP_S_STORING:
 	case SMTP_S_AUTH_CHECK:
+	case SMTP_S_RCPT_CHECK:
 		return 0; /* waiting for the pool; the resume callback comes back */
 	default:
 		return s->out.len >= SMTP_OUT_HIGH_WATER ? 0 : SMTP_WANT_READ;
