@@ -22,9 +22,9 @@ struct accel_pool {
 	char what[32];                            /* for log lines */
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
-	struct accel_pool_job *todo_head, *todo_tail;  /* FIFO */
+	struct accel_pool_job *pending_head, *pending_tail;  /* FIFO */
 	struct accel_pool_job *done;                   /* LIFO, reversed by poll */
-	size_t queued;                                 /* todo + running + done */
+	size_t queued;                                 /* pending + running + done */
 	size_t max_queue;
 	bool stop;
 	int efd;
@@ -45,16 +45,16 @@ static void *pool_thread(void *arg)
 		uint64_t one = 1;
 
 		pthread_mutex_lock(&p->lock);
-		while (!p->stop && p->todo_head == NULL)
+		while (!p->stop && p->pending_head == NULL)
 			pthread_cond_wait(&p->cond, &p->lock);
 		if (p->stop) {
 			pthread_mutex_unlock(&p->lock);
 			break;
 		}
-		job = p->todo_head;
-		p->todo_head = job->next;
-		if (p->todo_head == NULL)
-			p->todo_tail = NULL;
+		job = p->pending_head;
+		p->pending_head = job->next;
+		if (p->pending_head == NULL)
+			p->pending_tail = NULL;
 		pthread_mutex_unlock(&p->lock);
 
 		p->run(p->ctx, job);
@@ -81,11 +81,11 @@ int accel_pool_submit(struct accel_pool *p, struct accel_pool_job *job)
 	}
 	p->queued++;
 	job->next = NULL;
-	if (p->todo_tail != NULL)
-		p->todo_tail->next = job;
+	if (p->pending_tail != NULL)
+		p->pending_tail->next = job;
 	else
-		p->todo_head = job;
-	p->todo_tail = job;
+		p->pending_head = job;
+	p->pending_tail = job;
 	pthread_cond_signal(&p->cond);
 	pthread_mutex_unlock(&p->lock);
 	return 0;
@@ -140,7 +140,7 @@ void accel_pool_free(struct accel_pool **pool_r)
 	/* a thread inside a job (a C_Sign) finishes it first: not cancellable */
 	for (unsigned i = 0; i < p->nthreads; i++)
 		pthread_join(p->threads[i], NULL);
-	for (job = p->todo_head; job != NULL; job = next) {
+	for (job = p->pending_head; job != NULL; job = next) {
 		next = job->next;
 		p->discard(p->ctx, job);
 	}
