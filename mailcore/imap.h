@@ -122,6 +122,7 @@ void imap_format_datetime(time_t t, char *buf, size_t cap);
  * the RFC 3501 state machine driven with bytes; no sockets. Same shape as
  * the SMTP session: feed input, write the output, act on the wants.
  * ==================================================================== */
+struct dir;
 struct dir_tables;
 struct dir_users;
 struct filter;
@@ -136,6 +137,12 @@ struct imap_env {
 	 * (tables below), as SMTP sessions do. NULL: users above, fixed. */
 	struct dir_tables *const *tables_slot;
 	struct dir_tables *tables;        /* this connection's ref, or NULL */
+	/* mailcore's current directory (users file or LDAP; swapped on
+	 * SIGHUP): logins and certificates are checked there. Each connection
+	 * takes a ref at its start (dir below). NULL: a users-file directory
+	 * over users above, with pool below (tests). */
+	struct dir *const *dir_slot;
+	struct dir *dir;                  /* this connection's ref, or NULL */
 	const struct filter *filter;      /* imap access filter, checked again with the user; may be NULL */
 	const char *const *admins;        /* store administrators (may log in as others via EXTERNAL) */
 	size_t n_admins;
@@ -146,7 +153,7 @@ struct imap_env {
 	unsigned max_auth_failures;
 	long login_timeout_ms;            /* not authenticated */
 	long idle_timeout_ms;             /* RFC 3501 5.4: at least 30 minutes */
-	/* crypt(3) checks run here, off the loop (store_pool.h); NULL =
+	/* the pool of the users-file directory made when dir is NULL; NULL =
 	 * inline (unit tests). With a pool the server sets a resume callback. */
 	struct store_pool *pool;
 };
@@ -169,7 +176,8 @@ enum imap_state {
 struct imap_session;
 
 /* Creates the session and queues the greeting (* OK, or * PREAUTH for a
- * mapped client certificate on IMAPS). Caller frees with imap_session_free. */
+ * client certificate that certmap maps to a user on IMAPS; that greeting
+ * waits for the directory's answer). Caller frees with imap_session_free. */
 struct imap_session *imap_session_new(const struct imap_env *env, const struct imap_conn_info *ci);
 void imap_session_free(struct imap_session **s);
 
@@ -225,13 +233,16 @@ void imap_server_set_pool(struct imap_server *srv, struct store_pool *pool);
 /* Where mailcore keeps its current users/aliases/mappings snapshot: each
  * connection takes a ref of *slot at its start (see imap_env.tables_slot). */
 void imap_server_set_tables(struct imap_server *srv, struct dir_tables *const *slot);
+/* Where mailcore keeps its current directory: each connection takes a ref
+ * of *slot at its start (see imap_env.dir_slot). */
+void imap_server_set_dir(struct imap_server *srv, struct dir *const *slot);
 /* The env a session was made with (its connection's copy). */
 const struct imap_env *imap_session_env(const struct imap_session *s);
 void imap_server_stop_listening(struct imap_server *srv);
 unsigned imap_server_connections(const struct imap_server *srv);
 void imap_server_free(struct imap_server **srv);
 
-/* With env->pool: a password check finished and the session moved on; the
+/* With a directory pool: a directory answer (password, certificate) came and the session moved on; the
  * server writes the output and reads again. Called on the loop; the
  * callback may free the session. */
 void imap_session_set_resume(struct imap_session *s, void (*resume)(void *arg), void *arg);

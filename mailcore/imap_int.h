@@ -10,7 +10,7 @@
 #include "mailcore/mime.h"
 #include "mailcore/store_mailbox.h"
 
-#define IMAP_ADDR_CAP 320
+#define IMAP_ADDR_CAP 336 /* DIR_ADDR_MAX and room */
 #define IMAP_INBUF_CAP (IMAP_LINE_MAX + 4096)
 #define IMAP_MAX_FETCH_FILE (256u * 1024 * 1024) /* a stored message we read into memory */
 
@@ -50,6 +50,19 @@ struct msg_cache {
 	struct mime_message *mime; /* parsed on demand */
 };
 
+struct dir;
+struct dir_req;
+
+/* What a directory request in flight is for. */
+enum imap_pending {
+	IMAP_PEND_NONE,
+	IMAP_PEND_GREETING,       /* certmap for PREAUTH (RFC 3501 7.1.4) */
+	IMAP_PEND_LOGIN,          /* dir_verify for LOGIN */
+	IMAP_PEND_PLAIN,          /* dir_verify for AUTHENTICATE PLAIN */
+	IMAP_PEND_EXTERNAL,       /* certmap for AUTHENTICATE EXTERNAL */
+	IMAP_PEND_EXTERNAL_PROXY, /* lookup of the user an administrator names */
+};
+
 struct imap_session {
 	const struct imap_env *env;
 	enum imap_state state;
@@ -62,7 +75,7 @@ struct imap_session {
 
 	bool tls;
 	struct sp_proxy_info tls_info;
-	char cert_user[IMAP_ADDR_CAP];  /* verified client cert mapped to an active user */
+	struct dir *dir;               /* a ref: where logins and certificates are checked */
 
 	char user[IMAP_ADDR_CAP];
 	char maildir[4096];
@@ -85,7 +98,14 @@ struct imap_session {
 	struct imap_cmd *cmd;          /* parse scratch (large) */
 	struct obuf out;
 	bool want_close, want_starttls;
-	struct ips_auth_job *job;      /* a password check on the pool; the session waits */
+	/* A directory request in flight (password, certificate, the user an
+	 * administrator names): the session reads nothing until it answers. */
+	struct dir_req *req;
+	enum imap_pending pending;
+	bool greeting_pending;         /* IMAPS: * PREAUTH or * OK waits for certmap */
+	char pend_tag[IMAP_TAG_MAX + 1];
+	char pend_user[IMAP_ADDR_CAP]; /* the login name, or EXTERNAL's authzid */
+	char pend_admin[IMAP_ADDR_CAP];/* EXTERNAL-proxy: the certificate's user */
 	void (*resume)(void *arg);     /* the server's: the check finished, do I/O */
 	void *resume_arg;
 };

@@ -16,7 +16,7 @@
 #include "common/xalloc.h"
 #include "mailcore/filter.h"
 #include "mailcore/imap_int.h"
-#include "mailcore/imap_pop_auth.h"
+#include "mailcore/dir.h"
 #include "mailcore/mailcore.h"
 
 #define CAPS_BASE "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UIDPLUS UNSELECT QUOTA CHILDREN"
@@ -198,19 +198,14 @@ static bool plaintext_allowed(const struct imap_session *s)
 	return s->tls && smtp_cipher_bits(s->tls_info.tls_cipher) >= need;
 }
 
-static void map_client_cert(struct imap_session *s)
+/* tlsd verified a client certificate: EXTERNAL may be tried (certmap.conf
+ * decides at AUTHENTICATE time who it is). */
+static bool has_client_cert(const struct imap_session *s)
 {
 	const struct sp_proxy_info *t = &s->tls_info;
-	const struct dir_user *u;
 
-	s->cert_user[0] = '\0';
-	if (!s->tls || t->tls_verify != 0 ||
-	    (t->tls_client & (SP_PP2_CLIENT_CERT_CONN | SP_PP2_CLIENT_CERT_SESS)) == 0 ||
-	    t->cert_email[0] == '\0' || s->env->users == NULL)
-		return;
-	u = dir_users_find(s->env->users, t->cert_email);
-	if (u != NULL && u->status == DIR_USER_ACTIVE)
-		snprintf(s->cert_user, sizeof(s->cert_user), "%s", u->address);
+	return s->tls && t->tls_verify == 0 &&
+	       (t->tls_client & (SP_PP2_CLIENT_CERT_CONN | SP_PP2_CLIENT_CERT_SESS)) != 0;
 }
 
 static void out_capabilities(struct imap_session *s)
@@ -223,8 +218,7 @@ static void out_capabilities(struct imap_session *s)
 			imap_out(s, " LOGINDISABLED", sizeof(" LOGINDISABLED") - 1);
 		else
 			imap_out(s, " AUTH=PLAIN", sizeof(" AUTH=PLAIN") - 1);
-		/* only when a certificate maps to a user (the reference's rule) */
-		if (s->cert_user[0] != '\0')
+		if (has_client_cert(s))
 			imap_out(s, " AUTH=EXTERNAL", sizeof(" AUTH=EXTERNAL") - 1);
 	}
 }
@@ -238,11 +232,19 @@ static bool is_admin(const struct imap_session *s, const char *user)
 }
 
 /* After the identity is settled: the per-user checks, then AUTHENTICATED. */
-static bool login_as(struct imap_session *s, const char *tag, const struct dir_user *u,
+static bool login_as(struct imap_session *s, const char *tag, const struct dir_record *u,
 		     const char *how)
 {
 	char path[4096];
 
+	if (!dir_service_allowed(u, "imap", (const struct sockaddr *)&s->client,
+				 (const struct sockaddr *)&s->local)) {
+		/* refused like a wrong password: the client learns nothing more */
+		sp_log(SP_LOG_NOTICE, "imap_login",
+		       "client=%s user=%s method=%s result=refused why=\"service not allowed for user\"",
+		       s->client_ip, u->address, how);
+		return false;
+	}
 	if (s->env->filter != NULL) {
 		struct filter_query q = {
 			.service = "imap",
@@ -261,13 +263,13 @@ static bool login_as(struct imap_session *s, const char *tag, const struct dir_u
 			       s->client_ip, u->address, d.rule);
 			if (tag != NULL)
 				imap_tagged(s, tag, "NO", "[AUTHORIZATIONFAILED] Access denied");
-			return false;
+			return true; /* answered */
 		}
 	}
 	if (store_maildir_path(s->env->store_root, u->address, path, sizeof(path)) < 0) {
 		if (tag != NULL)
 			imap_tagged(s, tag, "NO", "[UNAVAILABLE] No mail store for this user");
-		return false;
+		return true;
 	}
 	snprintf(s->user, sizeof(s->user), "%s", u->address);
 	snprintf(s->maildir, sizeof(s->maildir), "%s", path);
@@ -297,42 +299,134 @@ static void auth_failed(struct imap_session *s, const char *tag, const char *use
 	}
 }
 
-/* The pool's answer, on the loop. */
-static void password_checked(void *session, int rc, const struct dir_user *u, const char *user,
-			     const char *tag, const char *how)
+static void greet(struct imap_session *s, const struct dir_record *u)
 {
-	struct imap_session *s = session;
+	if (u != NULL && login_as(s, NULL, u, "certificate") && s->state == IMAP_ST_AUTHENTICATED) {
+		imap_out(s, "* PREAUTH [CAPABILITY ", sizeof("* PREAUTH [CAPABILITY ") - 1);
+		out_capabilities(s);
+		imap_outf(s, "] %s IMAP4rev1 server, logged in as %s\r\n", s->env->hostname, s->user);
+		return;
+	}
+	imap_out(s, "* OK [CAPABILITY ", sizeof("* OK [CAPABILITY ") - 1);
+	out_capabilities(s);
+	imap_outf(s, "] %s IMAP4rev1 server ready\r\n", s->env->hostname);
+}
 
-	s->job = NULL;
-	if (rc == 0)
-		login_as(s, tag, u, how);
-	else
-		auth_failed(s, tag, user, how, "[AUTHENTICATIONFAILED] Authentication failed");
+static void dir_start_lookup(struct imap_session *s, enum imap_pending what, const char *user,
+			     const char *pass, size_t pass_len);
+
+/* The directory's answer for s->pending (on the loop, or inline without a
+ * pool). rec is valid during the call only. */
+static void dir_answer(struct imap_session *s, enum dir_status st, const struct dir_record *rec)
+{
+	enum imap_pending what = s->pending;
+	const char *tag = s->pend_tag;
+
+	s->pending = IMAP_PEND_NONE;
+	if (what == IMAP_PEND_GREETING) {
+		s->greeting_pending = false;
+		if (st == DIR_TEMPFAIL)
+			sp_log(SP_LOG_NOTICE, "imap_preauth", "client=%s result=tempfail why=\"directory unavailable\"",
+			       s->client_ip);
+		greet(s, st == DIR_FOUND && rec->status == DIR_USER_ACTIVE ? rec : NULL);
+		return;
+	}
+	if (st == DIR_TEMPFAIL) {
+		char esc[128];
+
+		sp_log(SP_LOG_NOTICE, "imap_login", "client=%s user=\"%s\" result=tempfail", s->client_ip,
+		       what == IMAP_PEND_EXTERNAL ? "-"
+						  : sp_log_escape(esc, sizeof(esc), s->pend_user, strlen(s->pend_user)));
+		imap_tagged(s, tag, "NO", "[UNAVAILABLE] Directory unavailable, try again later");
+		return;
+	}
+	switch (what) {
+	case IMAP_PEND_LOGIN:
+	case IMAP_PEND_PLAIN: {
+		const char *how = what == IMAP_PEND_LOGIN ? "LOGIN" : "PLAIN";
+
+		if (st != DIR_FOUND || !login_as(s, tag, rec, how))
+			auth_failed(s, tag, s->pend_user, how, "[AUTHENTICATIONFAILED] Authentication failed");
+		return;
+	}
+	case IMAP_PEND_EXTERNAL:
+		if (st != DIR_FOUND || rec->status != DIR_USER_ACTIVE) {
+			auth_failed(s, tag, s->pend_user[0] != '\0' ? s->pend_user : "-", "EXTERNAL",
+				    "Not authorized to login as specified user");
+			return;
+		}
+		if (s->pend_user[0] == '\0' || strcasecmp(s->pend_user, rec->address) == 0) {
+			if (!login_as(s, tag, rec, "EXTERNAL"))
+				auth_failed(s, tag, rec->address, "EXTERNAL",
+					    "Not authorized to login as specified user");
+			return;
+		}
+		/* another user: only for a store administrator */
+		if (!is_admin(s, rec->address)) {
+			auth_failed(s, tag, s->pend_user, "EXTERNAL",
+				    "Not authorized to login as specified user");
+			return;
+		}
+		snprintf(s->pend_admin, sizeof(s->pend_admin), "%s", rec->address);
+		dir_start_lookup(s, IMAP_PEND_EXTERNAL_PROXY, s->pend_user, NULL, 0);
+		return;
+	case IMAP_PEND_EXTERNAL_PROXY:
+		if (st == DIR_FOUND && rec->status == DIR_USER_ACTIVE) {
+			sp_log(SP_LOG_NOTICE, "imap_proxy_login", "client=%s admin=%s user=%s",
+			       s->client_ip, s->pend_admin, rec->address);
+			if (login_as(s, tag, rec, "EXTERNAL-proxy"))
+				return;
+		}
+		auth_failed(s, tag, s->pend_user, "EXTERNAL", "Not authorized to login as specified user");
+		return;
+	default:
+		return;
+	}
+}
+
+static void dir_done(void *arg, enum dir_status st, const struct dir_record *rec)
+{
+	struct imap_session *s = arg;
+
+	s->req = NULL;
+	dir_answer(s, st, rec);
+	if (s->req != NULL)
+		return; /* a second request (EXTERNAL-proxy): wait again */
 	imap_session_process(s); /* commands pipelined behind the login */
 	if (s->resume != NULL)
 		s->resume(s->resume_arg); /* may free s */
 }
 
-static void password_login(struct imap_session *s, const char *tag, const char *user,
-			   const char *pass, size_t pass_len, const char *how)
+/* Asks the directory: a password (pass != NULL), the certificate (user
+ * NULL) or a user by address. Off the loop on the directory's pool; with
+ * none (tests, the users file before the pool exists) inline. */
+static void dir_start_lookup(struct imap_session *s, enum imap_pending what, const char *user,
+			     const char *pass, size_t pass_len)
 {
-	const struct dir_user *u = NULL;
+	s->pending = what;
+	if (dir_pool(s->dir) == NULL) {
+		struct dir_record *rec = NULL;
+		enum dir_status st = pass != NULL ? dir_verify(s->dir, user, pass, pass_len, &rec)
+				     : user == NULL ? dir_certmap(s->dir, &s->tls_info, &rec)
+						    : dir_lookup(s->dir, user, &rec);
 
-	if (s->env->pool != NULL && s->env->users != NULL) {
-		/* crypt(3) off the loop; the session waits for the answer */
-		s->job = ips_auth_start(s->env->pool, s->env->tables, s->env->users, user, pass, pass_len, tag, how,
-					password_checked, s);
-		if (s->job == NULL)
-			imap_tagged(s, tag, "NO", "[UNAVAILABLE] Server busy, try again later");
+		dir_answer(s, st, st == DIR_FOUND ? rec : NULL);
+		dir_record_free(&rec);
 		return;
 	}
+	s->req = pass != NULL ? dir_verify_async(s->dir, user, pass, pass_len, dir_done, s)
+		 : user == NULL ? dir_certmap_async(s->dir, &s->tls_info, dir_done, s)
+				: dir_lookup_async(s->dir, user, dir_done, s);
+	if (s->req == NULL) /* the queue is full */
+		dir_answer(s, DIR_TEMPFAIL, NULL);
+}
 
-	if (s->env->users != NULL &&
-	    dir_users_verify(s->env->users, user, pass, pass_len, &u) == 0 && u != NULL) {
-		login_as(s, tag, u, how);
-		return;
-	}
-	auth_failed(s, tag, user, how, "[AUTHENTICATIONFAILED] Authentication failed");
+static void password_login(struct imap_session *s, const char *tag, const char *user,
+			   const char *pass, size_t pass_len, enum imap_pending what)
+{
+	snprintf(s->pend_tag, sizeof(s->pend_tag), "%s", tag);
+	snprintf(s->pend_user, sizeof(s->pend_user), "%s", user);
+	dir_start_lookup(s, what, user, pass, pass_len);
 }
 
 /* RFC 4616 PLAIN message (already base64-decoded). */
@@ -356,43 +450,26 @@ static void sasl_plain(struct imap_session *s, const char *tag, const uint8_t *m
 		return;
 	}
 	pass = sp_xstrndup(p.passwd, p.passwd_len);
-	password_login(s, tag, authc, pass, p.passwd_len, "PLAIN");
+	password_login(s, tag, authc, pass, p.passwd_len, IMAP_PEND_PLAIN);
 	sp_free_secret(pass, p.passwd_len);
 }
 
-/* EXTERNAL: the certificate's user, or (a store administrator only)
- * another user named as authzid. */
+/* EXTERNAL: the user certmap.conf maps the certificate to, or (a store
+ * administrator only) another user named as authzid. */
 static void sasl_external(struct imap_session *s, const char *tag, const uint8_t *msg, size_t len)
 {
-	char authz[IMAP_ADDR_CAP];
-	const struct dir_user *u;
-
-	if (s->cert_user[0] == '\0') {
+	if (!has_client_cert(s)) {
 		imap_tagged(s, tag, "NO", "Mechanism not available");
 		return;
 	}
-	if (len >= sizeof(authz) || memchr(msg, '\0', len) != NULL) {
+	if (len >= sizeof(s->pend_user) || memchr(msg, '\0', len) != NULL) {
 		imap_tagged(s, tag, "BAD", "Malformed authorization identity");
 		return;
 	}
-	memcpy(authz, msg, len);
-	authz[len] = '\0';
-	if (len == 0 || strcasecmp(authz, s->cert_user) == 0) {
-		u = dir_users_find(s->env->users, s->cert_user);
-		if (u != NULL && u->status == DIR_USER_ACTIVE) {
-			login_as(s, tag, u, "EXTERNAL");
-			return;
-		}
-	} else if (is_admin(s, s->cert_user)) {
-		u = dir_users_find(s->env->users, authz);
-		if (u != NULL && u->status == DIR_USER_ACTIVE) {
-			sp_log(SP_LOG_NOTICE, "imap_proxy_login", "client=%s admin=%s user=%s",
-			       s->client_ip, s->cert_user, u->address);
-			login_as(s, tag, u, "EXTERNAL-proxy");
-			return;
-		}
-	}
-	auth_failed(s, tag, authz, "EXTERNAL", "Not authorized to login as specified user");
+	snprintf(s->pend_tag, sizeof(s->pend_tag), "%s", tag);
+	memcpy(s->pend_user, msg, len);
+	s->pend_user[len] = '\0';
+	dir_start_lookup(s, IMAP_PEND_EXTERNAL, NULL, NULL, 0);
 }
 
 /* The client's SASL response (base64 text, "=" for empty, "*" to cancel). */
@@ -435,7 +512,7 @@ static void cmd_authenticate(struct imap_session *s, const struct imap_cmd *cmd,
 		}
 		s->auth_mech = IMAP_MECH_PLAIN;
 	} else if (imap_arg_is(mech, "EXTERNAL")) {
-		if (s->cert_user[0] == '\0') {
+		if (!has_client_cert(s)) {
 			imap_tagged(s, tag, "NO", "Mechanism not available");
 			return;
 		}
@@ -474,7 +551,7 @@ static void cmd_login(struct imap_session *s, const struct imap_cmd *cmd, const 
 		return;
 	}
 	pass = sp_xstrndup(pa->s, pa->len);
-	password_login(s, tag, user, pass, pa->len, "LOGIN");
+	password_login(s, tag, user, pass, pa->len, IMAP_PEND_LOGIN);
 	sp_free_secret(pass, pa->len);
 }
 
@@ -1136,7 +1213,7 @@ static bool output_full(const struct imap_session *s)
 
 void imap_session_process(struct imap_session *s)
 {
-	while (s->job == NULL && !s->want_close && !s->want_starttls && !output_full(s)) {
+	while (s->req == NULL && !s->greeting_pending && !s->want_close && !s->want_starttls && !output_full(s)) {
 		enum imap_frame_result fr;
 		size_t len, consumed;
 		uint64_t lit;
@@ -1227,7 +1304,8 @@ size_t imap_session_input_room(const struct imap_session *s)
 {
 	size_t limit = IMAP_INBUF_CAP;
 
-	if (s->want_close || s->want_starttls || output_full(s) || s->fetch.active || s->job != NULL)
+	if (s->want_close || s->want_starttls || output_full(s) || s->fetch.active || s->req != NULL ||
+	    s->greeting_pending)
 		return 0;
 	if (s->framer.literal_left > 0)
 		limit = s->framer.pos + (size_t)s->framer.literal_left + IMAP_INBUF_CAP;
@@ -1293,10 +1371,8 @@ void imap_session_tls_ready(struct imap_session *s, const struct sp_proxy_info *
 	s->tls_info = *facts;
 	s->in_len = 0;
 	imap_framer_reset(&s->framer);
-	map_client_cert(s);
-	sp_log(SP_LOG_INFO, "imap_starttls", "client=%s version=%s cipher=%s cert_user=%s",
-	       s->client_ip, facts->tls_version, facts->tls_cipher,
-	       s->cert_user[0] != '\0' ? s->cert_user : "-");
+	sp_log(SP_LOG_INFO, "imap_starttls", "client=%s version=%s cipher=%s client_cert=%s",
+	       s->client_ip, facts->tls_version, facts->tls_cipher, has_client_cert(s) ? "yes" : "no");
 }
 
 long imap_session_timeout_ms(const struct imap_session *s)
@@ -1349,26 +1425,19 @@ struct imap_session *imap_session_new(const struct imap_env *env, const struct i
 	s->in = sp_xmalloc(s->in_cap);
 	s->cmd = sp_xmalloc(sizeof(*s->cmd));
 	s->cache.idx = -1;
+	s->dir = env->dir != NULL ? dir_ref(env->dir) : dir_users_new(NULL, env->users, NULL, env->pool);
 	if (ci->tls != NULL) {
 		s->tls = true;
 		s->tls_info = *ci->tls;
-		map_client_cert(s);
 	}
-	/* IMAPS with a certificate that maps to a user: PREAUTH (RFC 3501 7.1.4) */
-	if (s->tls && s->backend && s->cert_user[0] != '\0') {
-		const struct dir_user *u = dir_users_find(env->users, s->cert_user);
-
-		if (u != NULL && login_as(s, NULL, u, "certificate")) {
-			imap_out(s, "* PREAUTH [CAPABILITY ", sizeof("* PREAUTH [CAPABILITY ") - 1);
-			out_capabilities(s);
-			imap_outf(s, "] %s IMAP4rev1 server, logged in as %s\r\n", env->hostname,
-				  s->user);
-			return s;
-		}
+	/* IMAPS with a certificate that certmap maps to a user: PREAUTH (RFC
+	 * 3501 7.1.4). The greeting waits for the directory's answer. */
+	if (s->tls && s->backend && has_client_cert(s)) {
+		s->greeting_pending = true;
+		dir_start_lookup(s, IMAP_PEND_GREETING, NULL, NULL, 0);
+		return s;
 	}
-	imap_out(s, "* OK [CAPABILITY ", sizeof("* OK [CAPABILITY ") - 1);
-	out_capabilities(s);
-	imap_outf(s, "] %s IMAP4rev1 server ready\r\n", env->hostname);
+	greet(s, NULL);
 	return s;
 }
 
@@ -1384,7 +1453,8 @@ void imap_session_free(struct imap_session **sp)
 
 	if (s == NULL)
 		return;
-	ips_auth_orphan(s->job);
+	dir_req_cancel(s->req);
+	dir_unref(&s->dir);
 	imap_fetch_clear(&s->fetch);
 	imap_cache_clear(&s->cache);
 	store_mailbox_close(&s->mb);

@@ -187,6 +187,8 @@ static int start_listeners(struct mailcore *mc, char **error_r)
 	/* connections take a ref of the current snapshot: SIGHUP swaps it */
 	imap_server_set_tables(mc->imap, &mc->tables);
 	pop_server_set_tables(mc->pop, &mc->tables);
+	imap_server_set_dir(mc->imap, &mc->dir);
+	pop_server_set_dir(mc->pop, &mc->dir);
 	return 0;
 }
 

@@ -39,6 +39,7 @@ int pop_parse_number(const char *s, size_t len, uint32_t *n_r);
 /* ======================================================================
  * Session (pop_session.c)
  * ==================================================================== */
+struct dir;
 struct dir_tables;
 struct dir_users;
 struct filter;
@@ -53,6 +54,9 @@ struct pop_env {
 	 * (tables below), as SMTP sessions do. NULL: users above, fixed. */
 	struct dir_tables *const *tables_slot;
 	struct dir_tables *tables;        /* this connection's ref, or NULL */
+	/* As imap_env.dir_slot / dir: mailcore's current directory. */
+	struct dir *const *dir_slot;
+	struct dir *dir;                  /* this connection's ref, or NULL */
 	const struct filter *filter;      /* pop access filter, checked again with the user; may be NULL */
 	const char *const *admins;
 	size_t n_admins;
@@ -61,7 +65,7 @@ struct pop_env {
 	unsigned max_errors;
 	unsigned max_auth_failures;
 	long timeout_ms;                  /* RFC 1939 3: at least 10 minutes */
-	struct store_pool *pool;          /* crypt(3) off the loop; NULL = inline */
+	struct store_pool *pool;          /* as imap_env.pool; NULL = inline */
 };
 
 struct pop_conn_info {
@@ -118,6 +122,8 @@ void pop_server_set_pool(struct pop_server *srv, struct store_pool *pool);
 /* Where mailcore keeps its current users/aliases/mappings snapshot: each
  * connection takes a ref of *slot at its start (see pop_env.tables_slot). */
 void pop_server_set_tables(struct pop_server *srv, struct dir_tables *const *slot);
+/* As imap_server_set_dir. */
+void pop_server_set_dir(struct pop_server *srv, struct dir *const *slot);
 /* The env a session was made with (its connection's copy). */
 const struct pop_env *pop_session_env(const struct pop_session *s);
 void pop_server_stop_listening(struct pop_server *srv);

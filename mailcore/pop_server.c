@@ -7,6 +7,7 @@
 
 #include "common/log.h"
 #include "common/xalloc.h"
+#include "mailcore/dir.h"
 #include "mailcore/filter.h"
 #include "mailcore/pop.h"
 #include "mailcore/imap_pop_server.h"
@@ -20,7 +21,8 @@ struct pop_server {
 };
 
 /* Each connection gets its own copy of the env holding a ref of mailcore's
- * current table snapshot, so a SIGHUP never frees users a session uses. */
+ * current table snapshot and directory, so a SIGHUP never frees users or a
+ * directory a session uses. */
 struct conn_env {
 	struct pop_env env;  /* first: the session's env pointer is this struct */
 };
@@ -36,6 +38,7 @@ static void *s_new(const void *env, const struct ips_facts *f)
 
 	ce->env = *(const struct pop_env *)env;
 	ce->env.tables = NULL;
+	ce->env.dir = ce->env.dir_slot != NULL ? dir_ref(*ce->env.dir_slot) : NULL;
 	if (ce->env.tables_slot != NULL && *ce->env.tables_slot != NULL) {
 		ce->env.tables = dir_tables_ref(*ce->env.tables_slot);
 		ce->env.users = ce->env.tables->users;
@@ -43,6 +46,7 @@ static void *s_new(const void *env, const struct ips_facts *f)
 	s = pop_session_new(&ce->env, &ci);
 	if (s == NULL) {
 		dir_tables_unref(&ce->env.tables);
+		dir_unref(&ce->env.dir);
 		free(ce);
 	}
 	return s;
@@ -55,6 +59,7 @@ static void s_free(void *s)
 
 	pop_session_free(&is);
 	dir_tables_unref(&ce->env.tables);
+	dir_unref(&ce->env.dir);
 	free(ce);
 }
 
@@ -194,4 +199,10 @@ void pop_server_free(struct pop_server **srvp)
 	free(srv->hostname);
 	free(srv);
 	*srvp = NULL;
+}
+
+void pop_server_set_dir(struct pop_server *srv, struct dir *const *slot)
+{
+	if (srv != NULL)
+		srv->env.dir_slot = slot;
 }

@@ -16,19 +16,27 @@
 
 #include "common/log.h"
 #include "common/xalloc.h"
+#include "mailcore/dir.h"
 #include "mailcore/filter.h"
 #include "mailcore/mailcore.h"
-#include "mailcore/imap_pop_auth.h"
 #include "mailcore/pop.h"
 #include "mailcore/store_mailbox.h"
 
 #define POP_INBUF_CAP (POP_AUTH_LINE_MAX + 1024)
-#define POP_ADDR_CAP 320
+#define POP_ADDR_CAP 336 /* DIR_ADDR_MAX and room */
 #define POP_LOCK_NAME "sealpost-pop.lock"
 #define POP_CHUNK (64 * 1024)
 
 enum pop_mode { MODE_COMMAND, MODE_AUTH };
 enum pop_mech { MECH_PLAIN, MECH_EXTERNAL };
+/* What a directory request in flight is for. */
+enum pop_pending {
+	POP_PEND_NONE,
+	POP_PEND_USER,           /* dir_verify for USER/PASS */
+	POP_PEND_PLAIN,          /* dir_verify for AUTH PLAIN */
+	POP_PEND_EXTERNAL,       /* certmap for AUTH EXTERNAL */
+	POP_PEND_EXTERNAL_PROXY, /* lookup of the user an administrator names */
+};
 
 struct pop_session {
 	const struct pop_env *env;
@@ -42,7 +50,7 @@ struct pop_session {
 	bool client_name_verified;
 	bool tls;
 	struct sp_proxy_info tls_info;
-	char cert_user[POP_ADDR_CAP];
+	struct dir *dir;               /* a ref: where logins and certificates are checked */
 	char user_arg[POP_ADDR_CAP];   /* from USER */
 	char user[POP_ADDR_CAP];
 	char maildir[4096];
@@ -62,7 +70,12 @@ struct pop_session {
 	uint8_t *out;
 	size_t out_off, out_len, out_cap;
 	bool want_close, want_starttls;
-	struct ips_auth_job *job;      /* a password check on the pool; the session waits */
+	/* A directory request in flight: the session reads nothing until it
+	 * answers. */
+	struct dir_req *req;
+	enum pop_pending pending;
+	char pend_user[POP_ADDR_CAP];  /* the login name, or EXTERNAL's authzid */
+	char pend_admin[POP_ADDR_CAP]; /* EXTERNAL-proxy: the certificate's user */
 	void (*resume)(void *arg);
 	void *resume_arg;
 };
@@ -116,19 +129,14 @@ static bool plaintext_allowed(const struct pop_session *s)
 	return need <= 0 || (s->tls && smtp_cipher_bits(s->tls_info.tls_cipher) >= need);
 }
 
-static void map_client_cert(struct pop_session *s)
+/* tlsd verified a client certificate: AUTH EXTERNAL may be tried
+ * (certmap.conf decides at AUTH time who it is). */
+static bool has_client_cert(const struct pop_session *s)
 {
 	const struct sp_proxy_info *t = &s->tls_info;
-	const struct dir_user *u;
 
-	s->cert_user[0] = '\0';
-	if (!s->tls || t->tls_verify != 0 ||
-	    (t->tls_client & (SP_PP2_CLIENT_CERT_CONN | SP_PP2_CLIENT_CERT_SESS)) == 0 ||
-	    t->cert_email[0] == '\0' || s->env->users == NULL)
-		return;
-	u = dir_users_find(s->env->users, t->cert_email);
-	if (u != NULL && u->status == DIR_USER_ACTIVE)
-		snprintf(s->cert_user, sizeof(s->cert_user), "%s", u->address);
+	return s->tls && t->tls_verify == 0 &&
+	       (t->tls_client & (SP_PP2_CLIENT_CERT_CONN | SP_PP2_CLIENT_CERT_SESS)) != 0;
 }
 
 static void error_reply(struct pop_session *s, const char *text)
@@ -140,11 +148,20 @@ static void error_reply(struct pop_session *s, const char *text)
 	}
 }
 
-/* Opens and locks the maildrop, then TRANSACTION. */
-static void enter_transaction(struct pop_session *s, const struct dir_user *u, const char *how)
+/* Opens and locks the maildrop, then TRANSACTION. false: the user may not
+ * use POP (the caller refuses as for a wrong password); else answered. */
+static bool enter_transaction(struct pop_session *s, const struct dir_record *u, const char *how)
 {
 	char path[4096], *err = NULL;
 	enum store_mb_result rc;
+
+	if (!dir_service_allowed(u, "pop", (const struct sockaddr *)&s->client,
+				 (const struct sockaddr *)&s->local)) {
+		sp_log(SP_LOG_NOTICE, "pop_login",
+		       "client=%s user=%s method=%s result=refused why=\"service not allowed for user\"",
+		       s->client_ip, u->address, how);
+		return false;
+	}
 
 	if (s->env->filter != NULL) {
 		struct filter_query q = {
@@ -163,19 +180,19 @@ static void enter_transaction(struct pop_session *s, const struct dir_user *u, c
 			sp_log(SP_LOG_NOTICE, "pop_login", "client=%s user=%s result=filtered rule=%d",
 			       s->client_ip, u->address, d.rule);
 			out(s, "-ERR [AUTH] Access denied\r\n", sizeof("-ERR [AUTH] Access denied\r\n") - 1);
-			return;
+			return true;
 		}
 	}
 	if (store_maildir_path(s->env->store_root, u->address, path, sizeof(path)) < 0) {
 		out(s, "-ERR [SYS/PERM] No maildrop\r\n", sizeof("-ERR [SYS/PERM] No maildrop\r\n") - 1);
-		return;
+		return true;
 	}
 	rc = store_mailbox_open(path, "INBOX", false, &s->mb, &err);
 	if (rc != STORE_MB_OK) {
 		sp_log(SP_LOG_ERR, "pop_maildrop", "user=%s why=\"%s\"", u->address, err);
 		free(err);
 		out(s, "-ERR [SYS/TEMP] Cannot open maildrop\r\n", sizeof("-ERR [SYS/TEMP] Cannot open maildrop\r\n") - 1);
-		return;
+		return true;
 	}
 	/* RFC 1939 4: an exclusive lock on the maildrop for the session */
 	{
@@ -189,7 +206,7 @@ static void enter_transaction(struct pop_session *s, const struct dir_user *u, c
 			s->lock_fd = -1;
 			store_mailbox_close(&s->mb);
 			out(s, "-ERR [IN-USE] Maildrop is locked by another session\r\n", sizeof("-ERR [IN-USE] Maildrop is locked by another session\r\n") - 1);
-			return;
+			return true;
 		}
 	}
 	snprintf(s->user, sizeof(s->user), "%s", u->address);
@@ -199,6 +216,7 @@ static void enter_transaction(struct pop_session *s, const struct dir_user *u, c
 	       u->address, how, s->tls ? "yes" : "no");
 	set_state(s, POP_ST_TRANSACTION, how);
 	out(s, "+OK Maildrop ready\r\n", sizeof("+OK Maildrop ready\r\n") - 1);
+	return true;
 }
 
 static void auth_failed(struct pop_session *s, const char *user, const char *how, const char *text)
@@ -212,50 +230,119 @@ static void auth_failed(struct pop_session *s, const char *user, const char *how
 		s->want_close = true;
 }
 
-static void password_checked(void *session, int rc, const struct dir_user *u, const char *user,
-			     const char *tag, const char *how)
-{
-	struct pop_session *s = session;
-
-	(void)tag;
-	s->job = NULL;
-	if (rc == 0)
-		enter_transaction(s, u, how);
-	else
-		auth_failed(s, user, how, "Authentication failed");
-	pop_session_process(s);
-	if (s->resume != NULL)
-		s->resume(s->resume_arg); /* may free s */
-}
-
-static void password_login(struct pop_session *s, const char *user, const char *pass,
-			   size_t pass_len, const char *how)
-{
-	const struct dir_user *u = NULL;
-
-	if (s->env->pool != NULL && s->env->users != NULL) {
-		s->job = ips_auth_start(s->env->pool, s->env->tables, s->env->users, user, pass, pass_len, "", how,
-					password_checked, s);
-		if (s->job == NULL)
-			out(s, "-ERR [SYS/TEMP] Server busy, try again later\r\n",
-			    sizeof("-ERR [SYS/TEMP] Server busy, try again later\r\n") - 1);
-		return;
-	}
-
-	if (s->env->users != NULL && dir_users_verify(s->env->users, user, pass, pass_len, &u) == 0 &&
-	    u != NULL) {
-		enter_transaction(s, u, how);
-		return;
-	}
-	auth_failed(s, user, how, "Authentication failed");
-}
-
 static bool is_admin(const struct pop_session *s, const char *user)
 {
 	for (size_t i = 0; i < s->env->n_admins; i++)
 		if (strcasecmp(s->env->admins[i], user) == 0)
 			return true;
 	return false;
+}
+
+static void dir_start_lookup(struct pop_session *s, enum pop_pending what, const char *user,
+			     const char *pass, size_t pass_len);
+
+/* The directory's answer for s->pending (on the loop, or inline without a
+ * pool). rec is valid during the call only. */
+static void dir_answer(struct pop_session *s, enum dir_status st, const struct dir_record *rec)
+{
+	enum pop_pending what = s->pending;
+
+	s->pending = POP_PEND_NONE;
+	if (st == DIR_TEMPFAIL) {
+		char esc[128];
+
+		sp_log(SP_LOG_NOTICE, "pop_login", "client=%s user=\"%s\" result=tempfail", s->client_ip,
+		       what == POP_PEND_EXTERNAL ? "-"
+						 : sp_log_escape(esc, sizeof(esc), s->pend_user, strlen(s->pend_user)));
+		out(s, "-ERR [SYS/TEMP] Directory unavailable, try again later\r\n",
+		    sizeof("-ERR [SYS/TEMP] Directory unavailable, try again later\r\n") - 1);
+		return;
+	}
+	switch (what) {
+	case POP_PEND_USER:
+	case POP_PEND_PLAIN: {
+		const char *how = what == POP_PEND_USER ? "USER" : "PLAIN";
+
+		if (st != DIR_FOUND || !enter_transaction(s, rec, how))
+			auth_failed(s, s->pend_user, how, "Authentication failed");
+		return;
+	}
+	case POP_PEND_EXTERNAL:
+		if (st != DIR_FOUND || rec->status != DIR_USER_ACTIVE) {
+			auth_failed(s, s->pend_user[0] != '\0' ? s->pend_user : "-", "EXTERNAL",
+				    "Not authorized to login as specified user");
+			return;
+		}
+		if (s->pend_user[0] == '\0' || strcasecmp(s->pend_user, rec->address) == 0) {
+			if (!enter_transaction(s, rec, "EXTERNAL"))
+				auth_failed(s, rec->address, "EXTERNAL",
+					    "Not authorized to login as specified user");
+			return;
+		}
+		/* another user: only for a store administrator */
+		if (!is_admin(s, rec->address)) {
+			auth_failed(s, s->pend_user, "EXTERNAL", "Not authorized to login as specified user");
+			return;
+		}
+		snprintf(s->pend_admin, sizeof(s->pend_admin), "%s", rec->address);
+		dir_start_lookup(s, POP_PEND_EXTERNAL_PROXY, s->pend_user, NULL, 0);
+		return;
+	case POP_PEND_EXTERNAL_PROXY:
+		if (st == DIR_FOUND && rec->status == DIR_USER_ACTIVE) {
+			sp_log(SP_LOG_NOTICE, "pop_proxy_login", "client=%s admin=%s user=%s",
+			       s->client_ip, s->pend_admin, rec->address);
+			if (enter_transaction(s, rec, "EXTERNAL-proxy"))
+				return;
+		}
+		auth_failed(s, s->pend_user, "EXTERNAL", "Not authorized to login as specified user");
+		return;
+	default:
+		return;
+	}
+}
+
+static void dir_done(void *arg, enum dir_status st, const struct dir_record *rec)
+{
+	struct pop_session *s = arg;
+
+	s->req = NULL;
+	dir_answer(s, st, rec);
+	if (s->req != NULL)
+		return; /* a second request (EXTERNAL-proxy): wait again */
+	pop_session_process(s);
+	if (s->resume != NULL)
+		s->resume(s->resume_arg); /* may free s */
+}
+
+/* Asks the directory: a password (pass != NULL), the certificate (user
+ * NULL) or a user by address. Off the loop on the directory's pool; with
+ * none (tests) inline. */
+static void dir_start_lookup(struct pop_session *s, enum pop_pending what, const char *user,
+			     const char *pass, size_t pass_len)
+{
+	s->pending = what;
+	if (dir_pool(s->dir) == NULL) {
+		struct dir_record *rec = NULL;
+		enum dir_status st = pass != NULL ? dir_verify(s->dir, user, pass, pass_len, &rec)
+				     : user == NULL ? dir_certmap(s->dir, &s->tls_info, &rec)
+						    : dir_lookup(s->dir, user, &rec);
+
+		dir_answer(s, st, st == DIR_FOUND ? rec : NULL);
+		dir_record_free(&rec);
+		return;
+	}
+	s->req = pass != NULL ? dir_verify_async(s->dir, user, pass, pass_len, dir_done, s)
+		 : user == NULL ? dir_certmap_async(s->dir, &s->tls_info, dir_done, s)
+				: dir_lookup_async(s->dir, user, dir_done, s);
+	if (s->req == NULL) /* the queue is full */
+		dir_answer(s, DIR_TEMPFAIL, NULL);
+}
+
+static void password_login(struct pop_session *s, const char *user, const char *pass,
+			   size_t pass_len, enum pop_pending what)
+{
+	snprintf(s->pend_user, sizeof(s->pend_user), "%s", user);
+	dir_start_lookup(s, what, user, pass, pass_len);
 }
 
 static void sasl_finish(struct pop_session *s, const char *b64, size_t len)
@@ -289,30 +376,18 @@ static void sasl_finish(struct pop_session *s, const char *b64, size_t len)
 				auth_failed(s, authc, "PLAIN", "Not authorized to login as specified user");
 			} else {
 				pass = sp_xstrndup(p.passwd, p.passwd_len);
-				password_login(s, authc, pass, p.passwd_len, "PLAIN");
+				password_login(s, authc, pass, p.passwd_len, POP_PEND_PLAIN);
 				sp_free_secret(pass, p.passwd_len);
 			}
 		}
+	} else if ((size_t)n >= sizeof(s->pend_user) || memchr(dec, '\0', (size_t)n) != NULL) {
+		error_reply(s, "Malformed authorization identity");
 	} else {
-		char authz[POP_ADDR_CAP];
-		const struct dir_user *u = NULL;
-
-		if ((size_t)n >= sizeof(authz) || memchr(dec, '\0', (size_t)n) != NULL) {
-			error_reply(s, "Malformed authorization identity");
-		} else {
-			memcpy(authz, dec, (size_t)n);
-			authz[n] = '\0';
-			if (n == 0 || strcasecmp(authz, s->cert_user) == 0)
-				u = dir_users_find(s->env->users, s->cert_user);
-			else if (is_admin(s, s->cert_user))
-				u = dir_users_find(s->env->users, authz);
-			if (u != NULL && u->status == DIR_USER_ACTIVE)
-				enter_transaction(s, u, n == 0 || u == dir_users_find(s->env->users, s->cert_user)
-								? "EXTERNAL"
-								: "EXTERNAL-proxy");
-			else
-				auth_failed(s, authz, "EXTERNAL", "Not authorized to login as specified user");
-		}
+		/* the user certmap.conf maps the certificate to, or (a store
+		 * administrator only) another user named as authzid */
+		memcpy(s->pend_user, dec, (size_t)n);
+		s->pend_user[n] = '\0';
+		dir_start_lookup(s, POP_PEND_EXTERNAL, NULL, NULL, 0);
 	}
 	sp_free_secret(dec, len + 1);
 }
@@ -321,7 +396,7 @@ static void cmd_capa(struct pop_session *s)
 {
 	out(s, "+OK Capability list follows\r\nTOP\r\nUIDL\r\nRESP-CODES\r\nAUTH-RESP-CODE\r\nPIPELINING\r\n", sizeof("+OK Capability list follows\r\nTOP\r\nUIDL\r\nRESP-CODES\r\nAUTH-RESP-CODE\r\nPIPELINING\r\n") - 1);
 	if (s->state == POP_ST_AUTHORIZATION) {
-		bool plain = plaintext_allowed(s), ext = s->cert_user[0] != '\0';
+		bool plain = plaintext_allowed(s), ext = has_client_cert(s);
 
 		if (plain)
 			out(s, "USER\r\n", sizeof("USER\r\n") - 1);
@@ -514,7 +589,7 @@ static void run_command(struct pop_session *s, const struct pop_cmd *c)
 				return;
 			}
 			pass = sp_xstrndup(c->rest, c->rest_len);
-			password_login(s, s->user_arg, pass, c->rest_len, "USER");
+			password_login(s, s->user_arg, pass, c->rest_len, POP_PEND_USER);
 			sp_free_secret(pass, c->rest_len);
 			s->user_arg[0] = '\0';
 			return;
@@ -542,7 +617,7 @@ static void run_command(struct pop_session *s, const struct pop_cmd *c)
 				}
 				s->mech = MECH_PLAIN;
 			} else if (c->arg_len[0] == 8 && strncasecmp(c->arg[0], "EXTERNAL", 8) == 0) {
-				if (s->cert_user[0] == '\0') {
+				if (!has_client_cert(s)) {
 					error_reply(s, "Mechanism not available");
 					return;
 				}
@@ -652,7 +727,7 @@ static bool output_full(const struct pop_session *s)
 
 void pop_session_process(struct pop_session *s)
 {
-	while (s->job == NULL && !s->want_close && !s->want_starttls && !output_full(s)) {
+	while (s->req == NULL && !s->want_close && !s->want_starttls && !output_full(s)) {
 		uint8_t *crlf = NULL;
 		size_t len;
 
@@ -709,7 +784,7 @@ void pop_session_process(struct pop_session *s)
 
 size_t pop_session_input_room(const struct pop_session *s)
 {
-	if (s->want_close || s->want_starttls || output_full(s) || s->send != NULL || s->job != NULL)
+	if (s->want_close || s->want_starttls || output_full(s) || s->send != NULL || s->req != NULL)
 		return 0;
 	return sizeof(s->in) - s->in_len;
 }
@@ -760,7 +835,6 @@ void pop_session_tls_ready(struct pop_session *s, const struct sp_proxy_info *fa
 	s->tls = true;
 	s->tls_info = *facts;
 	s->in_len = 0;
-	map_client_cert(s);
 }
 
 long pop_session_timeout_ms(const struct pop_session *s)
@@ -792,6 +866,7 @@ struct pop_session *pop_session_new(const struct pop_env *env, const struct pop_
 
 	s->env = env;
 	s->lock_fd = -1;
+	s->dir = env->dir != NULL ? dir_ref(env->dir) : dir_users_new(NULL, env->users, NULL, env->pool);
 	s->client = ci->client;
 	s->local = ci->local;
 	s->backend = ci->backend;
@@ -801,7 +876,6 @@ struct pop_session *pop_session_new(const struct pop_env *env, const struct pop_
 	if (ci->tls != NULL) {
 		s->tls = true;
 		s->tls_info = *ci->tls;
-		map_client_cert(s);
 	}
 	/* POP has no PREAUTH: even with a certificate the session starts in
 	 * AUTHORIZATION (RFC 1939 4); the client uses AUTH EXTERNAL */
@@ -821,7 +895,8 @@ void pop_session_free(struct pop_session **sp)
 
 	if (s == NULL)
 		return;
-	ips_auth_orphan(s->job);
+	dir_req_cancel(s->req);
+	dir_unref(&s->dir);
 	store_mailbox_close(&s->mb);
 	if (s->lock_fd >= 0)
 		close(s->lock_fd);

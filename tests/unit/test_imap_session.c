@@ -15,6 +15,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "mailcore/dir.h"
 #include "mailcore/filter.h"
 #include "mailcore/imap.h"
 #include "mailcore/mailcore.h"
@@ -44,8 +45,9 @@ static int setup(void **state)
 		 "alice@example.com:%s:quota=1m\n"
 		 "bob@example.com:%s:\n"
 		 "admin@example.com:%s:\n"
-		 "carol@example.com:%s:status=inactive\n",
-		 hash, hash, hash, hash);
+		 "carol@example.com:%s:status=inactive\n"
+		 "dan@example.com:%s:allowed=+smtp,pop:ALL\n",
+		 hash, hash, hash, hash, hash);
 	f->users = dir_users_parse("users", users, strlen(users), &err);
 	if (f->users == NULL) {
 		fprintf(stderr, "%s\n", err);
@@ -56,6 +58,8 @@ static int setup(void **state)
 		.hostname = "mail.example.com",
 		.store_root = f->root,
 		.users = f->users,
+		/* the users-file directory, no pool: its calls run inline */
+		.dir = dir_users_new(NULL, f->users, NULL, NULL),
 		.admins = f->admins,
 		.n_admins = 1,
 		.starttls = true,
@@ -87,6 +91,7 @@ static int teardown(void **state)
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->root);
 	if (system(cmd) != 0)
 		return -1;
+	dir_unref(&f->env.dir);
 	dir_users_free(&f->users);
 	free(f);
 	return 0;
@@ -240,7 +245,9 @@ static void test_logindisabled_and_starttls(void **state)
 	assert_null(strstr(o, "STARTTLS"));
 	assert_null(strstr(o, "LOGINDISABLED"));
 	assert_non_null(strstr(o, "AUTH=PLAIN"));
-	assert_null(strstr(o, "AUTH=EXTERNAL"));
+	/* a verified certificate: EXTERNAL is offered, certmap decides at
+	 * AUTHENTICATE time (here: no e-mail, so no user) */
+	assert_non_null(strstr(o, "AUTH=EXTERNAL"));
 	free(o);
 	EXPECT(s, "f STARTTLS\r\n", "f NO");
 	EXPECT(s, "g LOGIN alice@example.com secret\r\n", "g OK");
@@ -643,7 +650,7 @@ static void test_login_on_pool(void **state)
 	int done = 0;
 
 	assert_non_null(pool);
-	f->env.pool = pool;
+	dir_set_pool(f->env.dir, pool);
 	s = start(f, "* OK");
 	imap_session_set_resume(s, resumed, &done);
 	o = io(s, "a LOGIN alice@example.com secret\r\nb NOOP\r\n");
@@ -665,13 +672,63 @@ static void test_login_on_pool(void **state)
 	imap_session_set_resume(s, resumed, &done);
 	free(io(s, "a LOGIN alice@example.com wrong\r\n"));
 	imap_session_free(&s);
-	store_pool_free(&pool); /* runs the orphaned job's completion */
+	store_pool_free(&pool); /* runs the cancelled request's completion */
 	assert_int_equal(done, 1);
-	f->env.pool = NULL;
+	dir_set_pool(f->env.dir, NULL);
 	event_base_free(base);
 }
 
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+
+/* IMAPS with a certificate: the greeting waits for certmap's answer on the
+ * pool, then says PREAUTH. A user whose allowed= excludes imap is refused
+ * like a wrong password. */
+static void test_preauth_on_pool_and_service_denied(void **state)
+{
+	struct fx *f = *state;
+	struct event_base *base = event_base_new();
+	char *err = NULL, *o;
+	struct store_pool *pool = store_pool_new(base, 1, 8, &err);
+	struct imap_session *s;
+	int done = 0;
+
+	assert_non_null(pool);
+	dir_set_pool(f->env.dir, pool);
+	f->ci.backend = true;
+	f->ci.tls = &f->tls;
+	snprintf(f->tls.cert_email, sizeof(f->tls.cert_email), "bob@example.com");
+	s = imap_session_new(&f->env, &f->ci);
+	imap_session_set_resume(s, resumed, &done);
+	o = out(s);
+	assert_string_equal(o, ""); /* no greeting yet */
+	free(o);
+	assert_int_equal(imap_session_wants(s), 0);
+	while (done == 0)
+		event_base_loop(base, EVLOOP_ONCE);
+	o = out(s);
+	assert_non_null(strstr(o, "* PREAUTH [CAPABILITY"));
+	free(o);
+	assert_string_equal(imap_session_user(s), "bob@example.com");
+	imap_session_free(&s);
+	f->ci.backend = false;
+	f->ci.tls = NULL;
+
+	done = 0;
+	s = imap_session_new(&f->env, &f->ci);
+	imap_session_set_resume(s, resumed, &done);
+	free(out(s));
+	free(io(s, "a LOGIN dan@example.com secret\r\n"));
+	while (done == 0)
+		event_base_loop(base, EVLOOP_ONCE);
+	o = out(s);
+	assert_non_null(strstr(o, "a NO [AUTHENTICATIONFAILED]"));
+	free(o);
+	assert_null(imap_session_user(s));
+	imap_session_free(&s);
+	store_pool_free(&pool);
+	dir_set_pool(f->env.dir, NULL);
+	event_base_free(base);
+}
 
 int main(void)
 {
@@ -688,6 +745,7 @@ int main(void)
 		T(test_errors_and_limits),
 		T(test_filter_after_login),
 		T(test_login_on_pool),
+		T(test_preauth_on_pool_and_service_denied),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "mailcore/dir.h"
 #include "mailcore/mailcore.h"
 #include "mailcore/pop.h"
 
@@ -35,13 +36,18 @@ static int setup(void **state)
 	snprintf(f->root, sizeof(f->root), "/tmp/test_pop_XXXXXX");
 	if (mkdtemp(f->root) == NULL)
 		return -1;
-	snprintf(users, sizeof(users), "alice@example.com:%s:\nadmin@example.com:%s:\n", hash, hash);
+	snprintf(users, sizeof(users),
+		 "alice@example.com:%s:\nadmin@example.com:%s:\n"
+		 "dan@example.com:%s:allowed=+smtp,imap:ALL\n",
+		 hash, hash, hash);
 	f->users = dir_users_parse("users", users, strlen(users), &err);
 	f->admins[0] = "admin@example.com";
 	f->env = (struct pop_env){
 		.hostname = "mail.example.com", .store_root = f->root, .users = f->users,
 		.admins = f->admins, .n_admins = 1, .starttls = true, .max_errors = 10,
 		.max_auth_failures = 3, .timeout_ms = 600000,
+		/* the users-file directory, no pool: its calls run inline */
+		.dir = f->users != NULL ? dir_users_new(NULL, f->users, NULL, NULL) : NULL,
 	};
 	f->ci.client.ss_family = AF_INET;
 	f->tls = (struct sp_proxy_info){
@@ -61,6 +67,7 @@ static int teardown(void **state)
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->root);
 	if (system(cmd) != 0)
 		return -1;
+	dir_unref(&f->env.dir);
 	dir_users_free(&f->users);
 	free(f);
 	return 0;
@@ -245,6 +252,12 @@ static void test_stls_and_external(void **state)
 	/* AUTH PLAIN with an initial response over TLS */
 	s = pop_session_new(&f->env, &f->ci);
 	EXPECT(s, "AUTH PLAIN AGFsaWNlQGV4YW1wbGUuY29tAHNlY3JldA==\r\n", "+OK Maildrop ready");
+	pop_session_free(&s);
+
+	/* dan's allowed= excludes pop: refused like a wrong password */
+	s = pop_session_new(&f->env, &f->ci);
+	EXPECT(s, "USER dan@example.com\r\nPASS secret\r\n", "-ERR [AUTH] Authentication failed");
+	assert_null(pop_session_user(s));
 	pop_session_free(&s);
 }
 
