@@ -21,7 +21,7 @@ const struct sp_conf_key sp_common_conf_keys[] = {
 	  "Certificate database directory (certificates, key locators, trusted CAs, CRLs); empty = CONFDIR/certdb.",
 	  0, 0, NULL, 0 },
 	{ "user", SP_CONF_STRING, "nobody",
-	  "Unprivileged user the daemons switch to when started as root.",
+	  "Unprivileged user the daemons switch to when started as root; give them one of their own (mailcore trusts peers of its backend sockets by file permissions).",
 	  0, 0, NULL, 0 },
 	{ "group", SP_CONF_STRING, "nogroup",
 	  "Group the daemons switch to when started as root.",

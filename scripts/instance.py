@@ -32,6 +32,10 @@ SERVER_NICK = "Server-Cert"
 INTERNAL_TOKEN = "Internal (Software) Token"
 SOFTHSM_MODULE = "/usr/lib/softhsm/libsofthsm2.so"
 DOMAIN = "example.com"
+# The daemons' own system user. Not nobody: mailcore trusts whoever can
+# connect to its PROXY v2 backend sockets (0660) to be tlsd, so the uid the
+# daemons share must be theirs alone.
+DAEMON_USER = "sealpost"
 USERS = (("alice@" + DOMAIN, "alice-demo-pw"), ("bob@" + DOMAIN, "bob-demo-pw"))
 PORT_NAMES = ("SMTP_PORT", "SUBMISSION_PORT", "SMTPS_PORT", "IMAP_PORT", "IMAPS_PORT",
               "POP_PORT", "POPS_PORT", "HTTPS_PORT")
@@ -169,10 +173,12 @@ class Instance:
         self._conf(env, services)
         self._write_env(env)
         self._cheatsheet(env)
-        if os.geteuid() == 0:
-            # The daemons drop to nobody after binding: they must be able to
-            # read their files and write the store. The operator stays root.
-            pw = pwd.getpwnam("nobody")
+        run_as = self._run_as()
+        if run_as is not None and run_as[0] != "root":
+            # The daemons drop to DAEMON_USER after binding: they must be
+            # able to read their files and write the store. The operator
+            # stays root.
+            pw = pwd.getpwnam(run_as[0])
             for root, dirs, files in os.walk(self.dir):
                 for n in dirs + files:
                     os.lchown(os.path.join(root, n), pw.pw_uid, pw.pw_gid)
@@ -277,20 +283,31 @@ class Instance:
         write_private(os.path.join(self.conf_dir, "users"), "\n".join(lines) + "\n")
 
     def _run_as(self):
-        """(user, group) the daemons drop to. As root: nobody, when nobody can
-        reach the instance directory through its parents; otherwise the
-        daemons would fail to read their files, so the demo keeps root and
-        says so (choose an INSTANCE under a directory others may traverse)."""
+        """(user, group) the daemons drop to. As root: DAEMON_USER (made as a
+        system user if missing), when it can reach the instance directory
+        through its parents; otherwise the daemons would fail to read their
+        files, so the demo keeps root and says so (choose an INSTANCE under
+        a directory others may traverse)."""
         if os.geteuid() != 0:
             return None
-        pw = pwd.getpwnam("nobody")
+        if getattr(self, "_run_as_cache", None):
+            return self._run_as_cache
+        try:
+            pw = pwd.getpwnam(DAEMON_USER)
+        except KeyError:
+            run(["useradd", "--system", "--user-group", "--no-create-home", "--home-dir", "/nonexistent",
+                 "--shell", "/usr/sbin/nologin", DAEMON_USER])
+            say("created the system user %s for the daemons" % DAEMON_USER)
+            pw = pwd.getpwnam(DAEMON_USER)
         blocked = unreachable_parent(self.dir, pw.pw_uid, pw.pw_gid)
         if blocked is None:
-            return ("nobody", "nogroup")
-        say("WARNING: user nobody cannot traverse %s, so the daemons of this demo keep root; "
-            "for unprivileged daemons use an instance directory others may traverse, "
-            "e.g. make run INSTANCE=/var/tmp/sealpost-demo" % blocked)
-        return ("root", "root")
+            self._run_as_cache = (DAEMON_USER, DAEMON_USER)
+        else:
+            say("WARNING: user %s cannot traverse %s, so the daemons of this demo keep root; "
+                "for unprivileged daemons use an instance directory others may traverse, "
+                "e.g. make run INSTANCE=/var/tmp/sealpost-demo" % (DAEMON_USER, blocked))
+            self._run_as_cache = ("root", "root")
+        return self._run_as_cache
 
     def _conf(self, env, services):
         handoff = os.path.join(self.rundir, "handoff.sock")

@@ -61,7 +61,7 @@ def daemon_procs(d):
 
 
 def test_main_job_background_cheatsheet_and_clean_stop(tmp_path):
-    # pytest's temp dirs are 0700; the daemons drop to nobody, who must be
+    # pytest's temp dirs are 0700; the daemons drop to sealpost, who must be
     # able to reach the instance (as in a normal checkout)
     for p in (tmp_path, tmp_path.parent, tmp_path.parent.parent):
         if str(p).startswith("/tmp/"):
@@ -94,7 +94,7 @@ def test_main_job_background_cheatsheet_and_clean_stop(tmp_path):
         assert st.returncode == 0, st.stdout
         if os.geteuid() == 0:
             procs = daemon_procs(d)
-            assert procs and all(uid == pwd.getpwnam("nobody").pw_uid for _, uid, _ in procs), \
+            assert procs and all(uid == pwd.getpwnam("sealpost").pw_uid for _, uid, _ in procs), \
                 "daemons should run unprivileged: %r" % procs
         # a second start reuses the instance and refuses to run it twice
         again = instance("start", d)
