@@ -104,7 +104,8 @@ static char *out(struct imap_session *s)
 	const uint8_t *o = imap_session_output(s, &len);
 	char *r = malloc(len + 1);
 
-	memcpy(r, o, len);
+	if (len > 0)  /* o may be NULL when there is no output */
+		memcpy(r, o, len);
 	r[len] = '\0';
 	imap_session_output_consumed(s, len);
 	return r;

@@ -89,7 +89,8 @@ static char *io(struct pop_session *s, const char *text)
 		if (olen == 0 && off == len)
 			break;
 		all = realloc(all, total + olen + 1);
-		memcpy(all + total, o, olen);
+		if (olen > 0)  /* o may be NULL when there is no output */
+			memcpy(all + total, o, olen);
 		total += olen;
 		all[total] = '\0';
 		pop_session_output_consumed(s, olen);
