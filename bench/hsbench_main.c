@@ -398,7 +398,7 @@ static double tv_s(const struct timeval *tv)
 
 /* The event loop: keeps every slot busy until the deadline (or the count),
  * then ends what is in flight. */
-static int run_bench(struct hs_run *run, struct hs_conn *conns, size_t *todo)
+static int run_bench(struct hs_run *run, struct hs_conn *conns, size_t *ready)
 {
 	const struct bench_opts *o = run->opts;
 	struct epoll_event evs[MAX_EVENTS];
@@ -432,7 +432,7 @@ static int run_bench(struct hs_run *run, struct hs_conn *conns, size_t *todo)
 		/* start idle slots; one whose start failed at once waits a moment */
 		wake = deadline;
 		if (!run->stopping) {
-			size_t k, n_idle = run->n_idle, n_todo = 0;
+			size_t k, n_idle = run->n_idle, n_ready = 0;
 
 			run->n_idle = 0;
 			for (k = 0; k < n_idle; k++) {
@@ -444,18 +444,18 @@ static int run_bench(struct hs_run *run, struct hs_conn *conns, size_t *todo)
 					if (nb < wake)
 						wake = nb;
 				} else {
-					todo[n_todo++] = idx;
+					ready[n_ready++] = idx;
 				}
 			}
 			/* a start that fails at once puts its slot back on run->idle */
-			for (k = 0; k < n_todo; k++) {
+			for (k = 0; k < n_ready; k++) {
 				if (o->count > 0 && run->started >= (uint64_t)o->count) {
-					run->idle[run->n_idle++] = todo[k];
+					run->idle[run->n_idle++] = ready[k];
 					continue;
 				}
-				if (hs_conn_start(run, hs_conn_at(conns, todo[k]), now) < 0 &&
-				    hs_conn_not_before(hs_conn_at(conns, todo[k])) < wake)
-					wake = hs_conn_not_before(hs_conn_at(conns, todo[k]));
+				if (hs_conn_start(run, hs_conn_at(conns, ready[k]), now) < 0 &&
+				    hs_conn_not_before(hs_conn_at(conns, ready[k])) < wake)
+					wake = hs_conn_not_before(hs_conn_at(conns, ready[k]));
 			}
 		}
 		if (run->stopping && run->active == 0) {
@@ -497,7 +497,7 @@ int main(int argc, char **argv)
 	static struct hs_results res;
 	struct hs_run run;
 	struct hs_conn *conns = NULL;
-	size_t *todo = NULL;            /* run_bench's scratch list of slots to start */
+	size_t *ready = NULL;            /* run_bench's scratch list of slots to start */
 	struct sigaction sa;
 	int rc = 1;
 	size_t i;
@@ -545,15 +545,15 @@ int main(int argc, char **argv)
 	}
 	conns = hs_conns_new((size_t)opts.concurrency);
 	run.idle = calloc((size_t)opts.concurrency, sizeof(*run.idle));
-	todo = calloc((size_t)opts.concurrency, sizeof(*todo));
-	if (conns == NULL || run.idle == NULL || todo == NULL) {
+	ready = calloc((size_t)opts.concurrency, sizeof(*ready));
+	if (conns == NULL || run.idle == NULL || ready == NULL) {
 		fprintf(stderr, "hsbench: out of memory\n");
 		goto out;
 	}
 	/* all slots idle, lowest index on top */
 	for (i = 0; i < (size_t)opts.concurrency; i++)
 		run.idle[run.n_idle++] = (size_t)opts.concurrency - 1 - i;
-	if (run_bench(&run, conns, todo) < 0)
+	if (run_bench(&run, conns, ready) < 0)
 		goto out;
 	if (!opts.quiet)
 		hs_report_table(stdout, &opts, &res);
@@ -565,7 +565,7 @@ int main(int argc, char **argv)
 out:
 	hs_conns_free(&conns, (size_t)opts.concurrency);
 	free(run.idle);
-	free(todo);
+	free(ready);
 	if (run.epfd >= 0)
 		(void)close(run.epfd);
 	SSL_CTX_free(run.ctx);
