@@ -26,7 +26,12 @@
  *
  * Names: a client name counts only when its forward lookup gives the
  * client's address back (verified); an unverified name matches nothing but
- * DNSSPOOFER, so a PTR record alone can never buy access. */
+ * DNSSPOOFER, so a PTR record alone can never buy access. The servers look
+ * the name up (mc_resolve.h: reverse, then forward) before the greeting
+ * when filter_needs_client_name says so and mailcore.dns.reverse_lookups
+ * is not "no"; a lookup that fails or passes mailcore.dns.timeout leaves
+ * the client with no name: UNKNOWN matches it, name rules and KNOWN do not.
+ * With lookups off, every client is UNKNOWN. */
 #ifndef MAILCORE_FILTER_H
 #define MAILCORE_FILTER_H
 

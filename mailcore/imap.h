@@ -23,6 +23,7 @@
  * ==================================================================== */
 #define IMAP_LINE_MAX 8192             /* one line between literals, CRLF excluded */
 #define IMAP_LITERAL_MAX (64 * 1024)   /* any literal but APPEND's message */
+#define IMAP_COMMAND_MAX (256 * 1024)  /* one command, literals included (APPEND: plus its message) */
 #define IMAP_MAX_NODES 1024            /* values in one command */
 #define IMAP_MAX_DEPTH 16              /* nested parentheses */
 #define IMAP_TAG_MAX 64
@@ -161,7 +162,7 @@ struct imap_env {
 struct imap_conn_info {
 	bool backend;                     /* relayed by tlsd (IMAPS) with a PROXY v2 header */
 	struct sockaddr_storage client, local;
-	const char *client_name;          /* verified reverse name or NULL (for the filter) */
+	const char *client_name;          /* reverse name or NULL (for the filter) */
 	bool client_name_verified;
 	const struct sp_proxy_info *tls;  /* TLS facts; NULL = plaintext */
 };
@@ -230,6 +231,9 @@ int imap_server_start(struct event_base *base, const struct sp_conf *conf,
 /* The pool for password checks, once mailcore has made it (after dropping
  * privileges); sessions started before it check inline. NULL = inline. */
 void imap_server_set_pool(struct imap_server *srv, struct store_pool *pool);
+/* Client name lookups (mc_resolve.h) for new connections; NULL = none. */
+struct mc_resolver;
+void imap_server_set_resolver(struct imap_server *srv, struct mc_resolver *resolver);
 /* Where mailcore keeps its current users/aliases/mappings snapshot: each
  * connection takes a ref of *slot at its start (see imap_env.tables_slot). */
 void imap_server_set_tables(struct imap_server *srv, struct dir_tables *const *slot);

@@ -31,6 +31,7 @@ static void *s_new(const void *env, const struct ips_facts *f)
 {
 	struct imap_conn_info ci = {
 		.backend = f->backend, .client = f->client, .local = f->local, .tls = f->tls,
+		.client_name = f->client_name, .client_name_verified = f->client_name_verified,
 	};
 
 	struct conn_env *ce = sp_xmalloc(sizeof(*ce));
@@ -128,9 +129,10 @@ int imap_server_start(struct event_base *base, const struct sp_conf *conf,
 		free(srv);
 		return -1;
 	}
-	if (filter_needs_client_name(srv->filter))
+	if (filter_needs_client_name(srv->filter) &&
+	    strcmp(sp_conf_str(conf, "mailcore.dns.reverse_lookups"), "no") == 0)
 		sp_log(SP_LOG_WARN, "access_filter",
-		       "service=imap note=\"client names are not looked up yet: name patterns match "
+		       "service=imap note=\"mailcore.dns.reverse_lookups is no: name patterns match "
 		       "no client, UNKNOWN matches every client\"");
 	srv->store_root = sp_xstrdup(store);
 	srv->hostname = sp_xstrdup(hostname);
@@ -175,6 +177,12 @@ void imap_server_set_pool(struct imap_server *srv, struct store_pool *pool)
 	/* sessions read env as they go: from now on they use the pool */
 	if (srv != NULL)
 		srv->env.pool = pool;
+}
+
+void imap_server_set_resolver(struct imap_server *srv, struct mc_resolver *resolver)
+{
+	if (srv != NULL)
+		ips_server_set_resolver(srv->ips, resolver);
 }
 
 void imap_server_set_tables(struct imap_server *srv, struct dir_tables *const *slot)

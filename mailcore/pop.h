@@ -119,6 +119,9 @@ int pop_server_start(struct event_base *base, const struct sp_conf *conf,
 		     const struct dir_users *users, const char *hostname,
 		     struct pop_server **srv_r, char **error_r);
 void pop_server_set_pool(struct pop_server *srv, struct store_pool *pool);
+/* Client name lookups (mc_resolve.h) for new connections; NULL = none. */
+struct mc_resolver;
+void pop_server_set_resolver(struct pop_server *srv, struct mc_resolver *resolver);
 /* Where mailcore keeps its current users/aliases/mappings snapshot: each
  * connection takes a ref of *slot at its start (see pop_env.tables_slot). */
 void pop_server_set_tables(struct pop_server *srv, struct dir_tables *const *slot);

@@ -31,6 +31,7 @@ static void *s_new(const void *env, const struct ips_facts *f)
 {
 	struct pop_conn_info ci = {
 		.backend = f->backend, .client = f->client, .local = f->local, .tls = f->tls,
+		.client_name = f->client_name, .client_name_verified = f->client_name_verified,
 	};
 
 	struct conn_env *ce = sp_xmalloc(sizeof(*ce));
@@ -124,9 +125,10 @@ int pop_server_start(struct event_base *base, const struct sp_conf *conf,
 		free(srv);
 		return -1;
 	}
-	if (filter_needs_client_name(srv->filter))
+	if (filter_needs_client_name(srv->filter) &&
+	    strcmp(sp_conf_str(conf, "mailcore.dns.reverse_lookups"), "no") == 0)
 		sp_log(SP_LOG_WARN, "access_filter",
-		       "service=pop note=\"client names are not looked up yet: name patterns match "
+		       "service=pop note=\"mailcore.dns.reverse_lookups is no: name patterns match "
 		       "no client, UNKNOWN matches every client\"");
 	srv->store_root = sp_xstrdup(store);
 	srv->hostname = sp_xstrdup(hostname);
@@ -169,6 +171,12 @@ void pop_server_set_pool(struct pop_server *srv, struct store_pool *pool)
 	/* sessions read env as they go: from now on they use the pool */
 	if (srv != NULL)
 		srv->env.pool = pool;
+}
+
+void pop_server_set_resolver(struct pop_server *srv, struct mc_resolver *resolver)
+{
+	if (srv != NULL)
+		ips_server_set_resolver(srv->ips, resolver);
 }
 
 void pop_server_set_tables(struct pop_server *srv, struct dir_tables *const *slot)
