@@ -67,6 +67,11 @@ int sp_log_open(const char *progname, const char *path, enum sp_log_level min_le
 	return 0;
 }
 
+int sp_log_fd(void)
+{
+	return log_fd;
+}
+
 void sp_log_close(void)
 {
 	if (log_fd != STDERR_FILENO)

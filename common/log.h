@@ -22,6 +22,8 @@ enum sp_log_level {
 int sp_log_open(const char *progname, const char *path, enum sp_log_level min_level,
 		char **error_r);
 void sp_log_close(void);
+/* The fd lines go to (a forking master keeps it open in its children). */
+int sp_log_fd(void);
 void sp_log_set_level(enum sp_log_level min_level);
 /* "debug", "info", "notice", "warn", "err", "crit" -> level; -1 if unknown. */
 int sp_log_level_parse(const char *name);

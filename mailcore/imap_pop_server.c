@@ -3,6 +3,9 @@
  * IMAPS/POPS to, connections with their timeouts, the client access filter
  * before the greeting, the IDLE poll timer, and the STARTTLS handoff to
  * tlsd. Sessions are the protocol's (through struct ips_ops).
+ * Client names: when the filter uses them, the reverse+forward lookup
+ * (mc_resolve.h) runs first, with its deadline; nothing is read from the
+ * client and nothing is said until it answered.
  * Trust: TLS facts come only from the PROXY v2 header on the backend
  * listener or from tlsd's handoff reply; a plain listener never claims TLS.
  * Ownership: a connection is freed by conn_close() on every path that ends
@@ -10,6 +13,7 @@
 #include <errno.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +29,8 @@
 #include "mailcore/filter.h"
 #include "mailcore/imap_pop_server.h"
 #include "mailcore/mailcore.h"
+#include "mailcore/mc_listen.h"
+#include "mailcore/mc_resolve.h"
 
 #define MAX_LISTENERS 32
 #define READ_CHUNK 16384
@@ -48,7 +54,14 @@ struct ips_conn {
 	bool want_proxy;
 	uint8_t pbuf[SP_PP2_HDR_MAX];
 	size_t plen;
+	size_t pfed;                 /* bytes of pbuf that were the PROXY header */
 	bool refused;                /* filter said no: write the refusal, then close */
+	/* the client name lookup before the session starts */
+	struct mc_resolve_req *lookup;     /* pending; NULL = none */
+	struct sp_proxy_info *tls_wait;    /* the TLS facts meanwhile; NULL = none */
+	bool named;                        /* looked up: client_name is the answer */
+	bool client_name_verified;
+	char client_name[MC_NAME_MAX + 1];
 	struct ips_conn *prev, *next;
 };
 
@@ -61,6 +74,8 @@ struct ips_server {
 	size_t n_listeners;
 	struct ips_conn *conns;
 	unsigned n_conns;
+	struct mc_resolver *resolver;     /* NULL = no name lookups */
+	bool lookup_names;                /* before the filter, for every connection */
 };
 
 static void conn_update(struct ips_conn *c);
@@ -87,6 +102,8 @@ static void conn_close(struct ips_conn *c, const char *why)
 	}
 	if (c->fd >= 0)
 		close(c->fd);
+	mc_resolve_cancel(&c->lookup);
+	free(c->tls_wait);
 	if (c->session != NULL)
 		srv->ops->session_free(c->session);
 	if (c->prev != NULL)
@@ -127,6 +144,8 @@ static bool filter_allows(struct ips_conn *c)
 	struct filter_query q = {
 		.service = c->srv->ops->service,
 		.client = (const struct sockaddr *)&c->client,
+		.client_name = c->named && c->client_name[0] != '\0' ? c->client_name : NULL,
+		.client_name_verified = c->client_name_verified,
 		.server = (const struct sockaddr *)&c->local,
 		.server_name = c->srv->cfg.hostname,
 	};
@@ -140,8 +159,10 @@ static bool filter_allows(struct ips_conn *c)
 	if (d.allowed)
 		return true;
 	smtp_sockaddr_text(&c->client, ip, sizeof(ip), &port);
-	sp_log(SP_LOG_NOTICE, "access_filter", "service=%s client=%s result=denied rule=%d",
-	       c->srv->ops->service, ip, d.rule);
+	sp_log(SP_LOG_NOTICE, "access_filter",
+	       "service=%s client=%s name=%s verified=%s result=denied rule=%d",
+	       c->srv->ops->service, ip, q.client_name != NULL ? q.client_name : "-",
+	       q.client_name_verified ? "yes" : "no", d.rule);
 	return false;
 }
 
@@ -151,9 +172,15 @@ static void conn_resume(void *arg)
 	conn_update(arg);
 }
 
-static void conn_start_session(struct ips_conn *c, const struct sp_proxy_info *tls)
+/* The filter, then the session (and the bytes that came with the PROXY
+ * header). The caller runs conn_update next. */
+static void conn_open_session(struct ips_conn *c, const struct sp_proxy_info *tls)
 {
-	struct ips_facts f = {.backend = c->backend, .client = c->client, .local = c->local, .tls = tls};
+	struct ips_facts f = {
+		.backend = c->backend, .client = c->client, .local = c->local, .tls = tls,
+		.client_name = c->named && c->client_name[0] != '\0' ? c->client_name : NULL,
+		.client_name_verified = c->client_name_verified,
+	};
 
 	if (!filter_allows(c)) {
 		const char *msg = c->srv->ops->refused;
@@ -165,6 +192,49 @@ static void conn_start_session(struct ips_conn *c, const struct sp_proxy_info *t
 	c->session = c->srv->ops->session_new(c->srv->env, &f);
 	c->srv->ops->set_resume(c->session, conn_resume, c);
 	arm(c->ev_timer, c->srv->ops->timeout_ms(c->session));
+	if (c->pfed < c->plen)
+		c->srv->ops->feed(c->session, c->pbuf + c->pfed, c->plen - c->pfed);
+}
+
+/* The lookup answered (or its deadline passed: no name, the filters'
+ * UNKNOWN). Only now the filter decides and the greeting goes out. */
+static void on_client_name(void *arg, const struct mc_name_result *res)
+{
+	struct ips_conn *c = arg;
+	struct sp_proxy_info *tls = c->tls_wait;
+	char ip[64];
+	unsigned port;
+
+	c->lookup = NULL;
+	c->tls_wait = NULL;
+	c->named = true;
+	snprintf(c->client_name, sizeof(c->client_name), "%s", res->name);
+	c->client_name_verified = res->name[0] != '\0' && res->verified;
+	smtp_sockaddr_text(&c->client, ip, sizeof(ip), &port);
+	sp_log(SP_LOG_INFO, "client_name", "service=%s client=%s port=%u name=%s verified=%s source=%s",
+	       c->srv->ops->service, ip, port, res->name[0] != '\0' ? res->name : "-",
+	       c->client_name_verified ? "yes" : "no", res->source);
+	conn_open_session(c, tls);
+	free(tls);
+	conn_update(c);
+}
+
+/* The client's address is final (accepted, or from the PROXY header). */
+static void conn_start_session(struct ips_conn *c, const struct sp_proxy_info *tls)
+{
+	if (!c->srv->lookup_names) {
+		conn_open_session(c, tls);
+		return;
+	}
+	/* neither read nor time out while the lookup runs: it has a deadline */
+	event_del(c->ev_read);
+	evtimer_del(c->ev_timer);
+	if (tls != NULL) {
+		c->tls_wait = sp_xmalloc(sizeof(*c->tls_wait));
+		*c->tls_wait = *tls;
+	}
+	c->lookup = mc_resolve_start(c->srv->resolver, (const struct sockaddr *)&c->client,
+				     on_client_name, c);
 }
 
 /* ------------------------------------------------------------ STARTTLS */
@@ -253,6 +323,8 @@ static void conn_update(struct ips_conn *c)
 		conn_close(c, "refused by the access filter");
 		return;
 	}
+	if (c->session == NULL)
+		return; /* the client name lookup answers first */
 	for (int round = 0; round < 64; round++) {
 		size_t len;
 		const uint8_t *out = ops->output(c->session, &len);
@@ -344,13 +416,8 @@ static void proxy_read(struct ips_conn *c)
 	c->client = info.src;
 	c->local = info.dst;
 	c->client_len = c->local_len = sizeof(struct sockaddr_storage);
+	c->pfed = (size_t)rc;
 	conn_start_session(c, info.tls ? &info : NULL);
-	if (c->refused) {
-		conn_close(c, "refused by the access filter");
-		return;
-	}
-	if ((size_t)rc < c->plen)
-		c->srv->ops->feed(c->session, c->pbuf + rc, c->plen - (size_t)rc);
 	conn_update(c);
 }
 
@@ -450,6 +517,13 @@ static void on_accept(struct evconnlistener *lev, evutil_socket_t fd, struct soc
 	c->local_len = sizeof(c->local);
 	if (getsockname(fd, (struct sockaddr *)&c->local, &c->local_len) < 0)
 		c->local_len = 0;
+	/* replies leave in batches the size of the output buffer already (a
+	 * FETCH's many messages in one send): Nagle would only hold a batch's
+	 * last partial segment back until the client's delayed ACK (40 ms) */
+	if ((sa->sa_family == AF_INET || sa->sa_family == AF_INET6) &&
+	    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &(int){1}, sizeof(int)) < 0)
+		sp_log(SP_LOG_DEBUG, "tcp_nodelay", "service=%s why=\"%s\"", srv->ops->service,
+		       strerror(errno));
 	c->next = srv->conns;
 	if (srv->conns != NULL)
 		srv->conns->prev = c;
@@ -500,42 +574,11 @@ static int add_listener(struct ips_server *srv, bool backend, int fd, const char
 	return 0;
 }
 
-static int tcp_socket(const char *addr, unsigned port, char **error_r)
-{
-	struct addrinfo hints = {0}, *res = NULL;
-	char portstr[16];
-	int fd, one = 1, rc;
-
-	hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV | AI_PASSIVE;
-	hints.ai_socktype = SOCK_STREAM;
-	snprintf(portstr, sizeof(portstr), "%u", port);
-	rc = getaddrinfo(addr, portstr, &hints, &res);
-	if (rc != 0) {
-		*error_r = sp_xasprintf("%s port %u: %s", addr, port, gai_strerror(rc));
-		return -1;
-	}
-	fd = socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0) {
-		*error_r = sp_xasprintf("%s port %u: socket: %s", addr, port, strerror(errno));
-		freeaddrinfo(res);
-		return -1;
-	}
-	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
-	    (res->ai_family == AF_INET6 &&
-	     setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) < 0) ||
-	    bind(fd, res->ai_addr, res->ai_addrlen) < 0) {
-		*error_r = sp_xasprintf("%s port %u: %s", addr, port, strerror(errno));
-		close(fd);
-		freeaddrinfo(res);
-		return -1;
-	}
-	freeaddrinfo(res);
-	return fd;
-}
-
+/* The sockets come from the registry (mc_listen.c): bound once by the
+ * master, the same socket in every worker. */
 int ips_server_listen_tcp(struct ips_server *srv, const char *addr, unsigned port, char **error_r)
 {
-	int fd = tcp_socket(addr, port, error_r);
+	int fd = mc_listen_tcp(addr, port, error_r);
 
 	if (fd < 0 || add_listener(srv, false, fd, NULL, error_r) < 0)
 		return -1;
@@ -545,68 +588,13 @@ int ips_server_listen_tcp(struct ips_server *srv, const char *addr, unsigned por
 
 int ips_server_listen_backend(struct ips_server *srv, const char *spec, char **error_r)
 {
-	struct sockaddr_un sa_un = {.sun_family = AF_UNIX};
-	struct stat st;
-	int fd;
+	int fd = mc_listen_backend(spec, error_r);
 
-	if (spec[0] != '/') {
-		char host[128];
-		const char *colon = strrchr(spec, ':'), *h = spec;
-		size_t hl;
-		char *end;
-		unsigned long port;
-
-		if (colon == NULL) {
-			*error_r = sp_xasprintf("backend %s: expected a /path or host:port", spec);
-			return -1;
-		}
-		hl = (size_t)(colon - spec);
-		if (hl >= 2 && spec[0] == '[' && spec[hl - 1] == ']') {
-			h++;
-			hl -= 2;
-		}
-		port = strtoul(colon + 1, &end, 10);
-		if (hl == 0 || hl >= sizeof(host) || *end != '\0' || port == 0 || port > 65535) {
-			*error_r = sp_xasprintf("backend %s: expected a /path or host:port", spec);
-			return -1;
-		}
-		memcpy(host, h, hl);
-		host[hl] = '\0';
-		fd = tcp_socket(host, (unsigned)port, error_r);
-		if (fd < 0 || add_listener(srv, true, fd, NULL, error_r) < 0)
-			return -1;
-		sp_log(SP_LOG_INFO, "listen", "service=%s-backend addr=%s port=%lu", srv->ops->service,
-		       host, port);
-		return 0;
-	}
-	if (strlen(spec) >= sizeof(sa_un.sun_path)) {
-		*error_r = sp_xasprintf("backend %s: path too long", spec);
+	/* a unix socket's path is the registry's: only the master removes it */
+	if (fd < 0 || add_listener(srv, true, fd, NULL, error_r) < 0)
 		return -1;
-	}
-	memcpy(sa_un.sun_path, spec, strlen(spec) + 1);
-	if (lstat(spec, &st) == 0) {
-		if (!S_ISSOCK(st.st_mode)) {
-			*error_r = sp_xasprintf("backend %s: exists and is not a socket", spec);
-			return -1;
-		}
-		if (unlink(spec) < 0) {
-			*error_r = sp_xasprintf("backend %s: unlink: %s", spec, strerror(errno));
-			return -1;
-		}
-	}
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0) {
-		*error_r = sp_xasprintf("backend %s: socket: %s", spec, strerror(errno));
-		return -1;
-	}
-	if (bind(fd, (struct sockaddr *)&sa_un, sizeof(sa_un)) < 0 || chmod(spec, 0660) < 0) {
-		*error_r = sp_xasprintf("backend %s: %s", spec, strerror(errno));
-		close(fd);
-		return -1;
-	}
-	if (add_listener(srv, true, fd, spec, error_r) < 0)
-		return -1;
-	sp_log(SP_LOG_INFO, "listen", "service=%s-backend path=%s", srv->ops->service, spec);
+	sp_log(SP_LOG_INFO, "listen", "service=%s-backend %s=%s", srv->ops->service,
+	       spec[0] == '/' ? "path" : "addr", spec);
 	return 0;
 }
 
@@ -620,6 +608,16 @@ struct ips_server *ips_server_new(struct event_base *base, const struct ips_ops 
 	srv->env = env;
 	srv->cfg = *cfg;
 	return srv;
+}
+
+void ips_server_set_resolver(struct ips_server *srv, struct mc_resolver *resolver)
+{
+	enum mc_dns_mode mode = mc_resolver_mode(resolver);
+
+	srv->resolver = resolver;
+	srv->lookup_names = mode == MC_DNS_YES ||
+			    (mode == MC_DNS_WHEN_NEEDED && srv->cfg.filter != NULL &&
+			     filter_needs_client_name(srv->cfg.filter));
 }
 
 void ips_server_stop_listening(struct ips_server *srv)

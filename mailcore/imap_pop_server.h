@@ -15,12 +15,17 @@
 
 struct event_base;
 struct filter;
+struct mc_resolver;
 
 /* What the server knows when a session starts. */
 struct ips_facts {
 	bool backend;
 	struct sockaddr_storage client, local;
 	const struct sp_proxy_info *tls;
+	/* the client's reverse name (mc_resolve.h), valid for the session's
+	 * life; NULL = not looked up or none */
+	const char *client_name;
+	bool client_name_verified;
 };
 
 /* Wants bits: the same values in both protocols */
@@ -66,6 +71,10 @@ struct ips_server *ips_server_new(struct event_base *base, const struct ips_ops 
 /* addr numeric; backend: /unix/path or host:port ([v6]:port). 0 or -1 with *error_r. */
 int ips_server_listen_tcp(struct ips_server *srv, const char *addr, unsigned port, char **error_r);
 int ips_server_listen_backend(struct ips_server *srv, const char *spec, char **error_r);
+/* Client names (mc_resolve.h) for the connections accepted from now on:
+ * looked up before the filter and the greeting when the resolver's mode is
+ * yes, or when-needed and the filter uses names. NULL = no lookups. */
+void ips_server_set_resolver(struct ips_server *srv, struct mc_resolver *resolver);
 void ips_server_stop_listening(struct ips_server *srv);
 unsigned ips_server_connections(const struct ips_server *srv);
 void ips_server_free(struct ips_server **srv);

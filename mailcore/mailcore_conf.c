@@ -56,7 +56,14 @@ const struct sp_conf_key mailcore_conf_keys[] = {
 	{"mailcore.smtp.proxy_header_timeout", SP_CONF_DURATION, "10s",
 	 "Time for tlsd to send the PROXY v2 header on the backend listener", 100, 600000, NULL, 0},
 	{"mailcore.smtp.max_connections", SP_CONF_INT, "256",
-	 "Concurrent SMTP connections; more get 421 and are closed", 1, 100000, NULL, 0},
+	 "Concurrent SMTP connections per worker process (the daemon takes up to "
+	 "mailcore.workers times this); more get 421 and are closed", 1, 100000, NULL, 0},
+	{"mailcore.workers", SP_CONF_INT, "0",
+	 "Worker processes sharing the listeners (forked by the master, which binds, "
+	 "supervises, restarts a dead one and runs the queue manager); 0 = one per online "
+	 "CPU. Connection limits (mailcore.smtp.max_connections, service.imap.maxsessions, "
+	 "service.pop.maxsessions) and mailcore.pool.threads apply to each worker", 0, 64, NULL,
+	 0},
 	/* the outbound queue (queue_manager.c) and the store pool (store_pool.c) */
 	{"mailcore.queue.delivery", SP_CONF_BOOL, "yes",
 	 "Run the queue manager: deliver the spool to other hosts (no = only collect it)", 0, 0,
@@ -96,7 +103,9 @@ const struct sp_conf_key mailcore_conf_keys[] = {
 	{"mailcore.queue.data_timeout", SP_CONF_DURATION, "10m",
 	 "Time for the reply to the final dot (RFC 5321 4.5.3.2.6: 10m)", 100, 3600000, NULL, 0},
 	{"mailcore.pool.threads", SP_CONF_INT, "4",
-	 "Threads for the store's fsyncs, password hashing, DNS and queue files", 1, 64, NULL, 0},
+	 "Threads per process (each worker, and the master for the queue) for the store's "
+	 "fsyncs and reads, password hashing, MX lookups and queue files (client name lookups "
+	 "have their own: mailcore.dns.threads)", 1, 64, NULL, 0},
 	{"mailcore.pool.max_queued", SP_CONF_INT, "4096",
 	 "Jobs waiting for a pool thread; more are refused with a temporary failure", 16, 1000000,
 	 NULL, 0},

@@ -1,10 +1,18 @@
 /* mailcore: the mail daemon (SMTP on 25, submission on 587, and the PROXY
  * v2 backend that tlsd relays implicit TLS to; local delivery into Maildir;
- * users file, aliases and the access mapping tables, reloaded on SIGHUP;
- * the outbound queue manager in the same event loop (SIGUSR1 = flush); a
- * small thread pool for the store's fsyncs, crypt(3) and DNS lookups).
+ * users file, aliases and the access mapping tables, reloaded on SIGHUP).
+ * A master binds the listeners, drops privileges and forks
+ * mailcore.workers workers that share them (mc_master.c supervises them);
+ * each worker has its own event loop, a small thread pool for the
+ * store's fsyncs and crypt(3), and threads for client name lookups. The
+ * outbound queue manager runs in the master alone (SIGUSR1 = flush);
+ * workers wake it through a pipe.
  *
  * SECURITY
+ *   Processes: the workers parse SMTP, IMAP and POP from the network; the
+ *   master parses nothing but its configuration and files, and takes only
+ *   single bytes from the workers (ready, mail queued). The master also
+ *   talks SMTP out as the queue manager's client (below).
  *   Trust: mailcore parses SMTP from the network. It never sees a private
  *   key or a PIN: TLS is tlsd's, and TLS facts reach mailcore only from
  *   tlsd (the PROXY v2 header on the backend listener, or the STARTTLS
@@ -31,9 +39,13 @@
 #include "config.h"
 #include "mailcore/certmap.h"
 #include "mailcore/dir.h"
+#include "mailcore/filter.h"
 #include "mailcore/imap.h"
 #include "mailcore/mailcore.h"
 #include "mailcore/mc_file.h"
+#include "mailcore/mc_listen.h"
+#include "mailcore/mc_master.h"
+#include "mailcore/mc_resolve.h"
 #include "mailcore/pop.h"
 #include "mailcore/queue.h"
 #include "mailcore/store_pool.h"
@@ -54,6 +66,10 @@ struct mailcore {
 	struct certmap *certmap;   /* mailcore.certmapfile; NULL = built-in */
 	struct dir *dir;           /* LDAP, or the users file of tables */
 	struct store_pool *dir_pool; /* LDAP calls: their own threads */
+	struct mc_resolver *resolver; /* client names: their own threads */
+	struct mc_master *master;  /* the master's: its workers; NULL in a worker */
+	int wake_fd;               /* a worker's end of the queue manager's wake pipe */
+	struct filter *auth_filter; /* service.smtp.domain(not)allowed */
 };
 
 static void usage(FILE *out)
@@ -151,6 +167,11 @@ static int setup(struct mailcore *mc, const char *conf_path, char **error_r)
 		*error_r = sp_xasprintf("mailcore.store must be an absolute path");
 		return -1;
 	}
+	mc->auth_filter = filter_from_conf(mc->conf, "smtp", error_r);
+	if (mc->auth_filter == NULL)
+		return -1;
+	if (filter_rule_count(mc->auth_filter) > 0)
+		mc->env.auth_filter = mc->auth_filter;
 	return 0;
 }
 
@@ -219,7 +240,7 @@ static int drop_privileges(struct mailcore *mc, char **error_r)
 /* SIGHUP: the users, aliases and mappings files again, as a new snapshot.
  * New sessions get it; running ones keep theirs (a ref) to their end. A
  * file that does not parse is refused and the old snapshot stays. */
-static void reload_tables(struct mailcore *mc)
+static bool reload_tables(struct mailcore *mc)
 {
 	char *error = NULL;
 	struct dir_tables *t = dir_tables_load(sp_conf_str(mc->conf, "mailcore.users"),
@@ -230,7 +251,7 @@ static void reload_tables(struct mailcore *mc)
 		sp_log(SP_LOG_ERR, "reload", "result=refused why=\"%s\" (the old tables stay)",
 		       error != NULL ? error : "");
 		free(error);
-		return;
+		return false;
 	}
 	dir_tables_unref(&mc->tables);
 	mc->tables = t;
@@ -246,20 +267,20 @@ static void reload_tables(struct mailcore *mc)
 	mc->env.aliases = t->aliases;
 	mc->env.maps = t->maps;
 	sp_log(SP_LOG_NOTICE, "reload", "result=ok users=%zu", dir_users_count(t->users));
+	return true;
 }
 
-static void on_signal(evutil_socket_t sig, short what, void *arg)
+/* ------------------------------------------------------------ a worker */
+
+/* A worker's signals: SIGHUP (forwarded by the master) reloads its own
+ * tables; SIGTERM/SIGINT stop it as the single daemon stopped. */
+static void worker_on_signal(evutil_socket_t sig, short what, void *arg)
 {
 	struct mailcore *mc = arg;
 
 	(void)what;
-	if (sig == SIGUSR1) {
-		/* spqueue flush */
-		queue_manager_kick(mc->qm, true);
-		return;
-	}
 	if (sig == SIGHUP) {
-		reload_tables(mc);
+		(void)reload_tables(mc);
 		return;
 	}
 	sp_log(SP_LOG_NOTICE, "shutdown", "signal=%d connections=%u", (int)sig,
@@ -267,14 +288,14 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 	event_base_loopbreak(mc->base);
 }
 
-static void on_queued(void *arg)
+static void worker_on_queued(void *arg)
 {
-	queue_manager_kick(arg, false);
+	mc_master_wake(((struct mailcore *)arg)->wake_fd);
 }
 
-/* The store pool and the queue manager, once privileges are dropped (their
- * files belong to the unprivileged user). */
-static int start_queue(struct mailcore *mc, char **error_r)
+/* A worker's store pool (and LDAP's, and the resolver's threads), made
+ * after the fork: threads never cross a fork(). */
+static int worker_start_pools(struct mailcore *mc, char **error_r)
 {
 	mc->pool = store_pool_new(mc->base, (unsigned)sp_conf_int(mc->conf, "mailcore.pool.threads"),
 				  (unsigned)sp_conf_int(mc->conf, "mailcore.pool.max_queued"), error_r);
@@ -292,18 +313,175 @@ static int start_queue(struct mailcore *mc, char **error_r)
 	}
 	imap_server_set_pool(mc->imap, mc->pool);
 	pop_server_set_pool(mc->pop, mc->pool);
+	{
+		struct mc_resolve_config rcfg;
+
+		mc_resolve_config_from_conf(mc->conf, &rcfg);
+		if (rcfg.mode != MC_DNS_NO) {
+			mc->resolver = mc_resolver_new(mc->base, &rcfg, error_r);
+			if (mc->resolver == NULL)
+				return -1;
+		}
+		smtp_server_set_resolver(mc->srv, mc->resolver);
+		imap_server_set_resolver(mc->imap, mc->resolver);
+		pop_server_set_resolver(mc->pop, mc->resolver);
+	}
+	if (mc->env.queue_dir != NULL && sp_conf_bool(mc->conf, "mailcore.queue.delivery")) {
+		/* the queue manager is the master's: a byte down the pipe wakes it */
+		mc->env.queued = worker_on_queued;
+		mc->env.queued_arg = mc;
+	}
+	return 0;
+}
+
+static void teardown(struct mailcore *mc);
+
+/* The master's objects as they were at the fork: a worker never uses nor
+ * frees them (their threads and fds are the master's), it only keeps them
+ * reachable. */
+static struct mailcore inherited;
+
+/* mc_master's worker_main: the SMTP, IMAP and POP servers on the inherited
+ * listeners, in a loop of the worker's own. */
+static int worker_main(void *arg, unsigned index, int ready_fd, int wake_fd)
+{
+	struct mailcore *mc = arg;
+	static const int signums[3] = {SIGTERM, SIGINT, SIGHUP};
+	struct event *sigs[3] = {NULL, NULL, NULL};
+	unsigned char byte = (unsigned char)index;
+	sigset_t stop_set;
+	char *error = NULL;
+	int rc = 1;
+
+	inherited = *mc;
+	mc->base = NULL;
+	mc->pool = mc->dir_pool = NULL;
+	mc->qm = NULL;
+	mc->resolver = NULL;
+	mc->master = NULL;
+	mc->srv = NULL;
+	mc->imap = NULL;
+	mc->pop = NULL;
+	mc->wake_fd = wake_fd;
+	mc->env.pool = NULL;
+	mc->env.queued = NULL;
+	mc->env.queued_arg = NULL;
+	/* a directory of its own: the master's may hold connections and a pool */
+	mc->dir = dir_ldap_configured(mc->conf) ? dir_ldap_new(mc->conf, mc->certmap, &error)
+						: dir_users_new(mc->tables, NULL, mc->certmap, NULL);
+	mc->env.dir = mc->dir;
+	mc->base = event_base_new();
+	if (mc->dir == NULL || mc->base == NULL || start_listeners(mc, &error) < 0 ||
+	    worker_start_pools(mc, &error) < 0) {
+		sp_log(SP_LOG_ERR, "worker_start_failed", "worker=%u why=\"%s\"", index,
+		       error != NULL ? error : "no event base");
+		free(error);
+		goto out;
+	}
+	for (size_t i = 0; i < 3; i++) {
+		sigs[i] = evsignal_new(mc->base, signums[i], worker_on_signal, mc);
+		if (sigs[i] == NULL || evsignal_add(sigs[i], NULL) < 0) {
+			sp_log(SP_LOG_ERR, "worker_start_failed", "worker=%u why=signals", index);
+			goto out;
+		}
+	}
+	sp_log(SP_LOG_INFO, "worker_ready", "worker=%u pid=%ld", index, (long)getpid());
+	while (write(ready_fd, &byte, 1) < 0 && errno == EINTR)
+		;
+	if (event_base_dispatch(mc->base) < 0) {
+		sp_log(SP_LOG_ERR, "event_loop_failed", "worker=%u why=dispatch", index);
+		goto out;
+	}
+	rc = 0;
+out:
+	/* the master forwards the stop that a process-group kill already
+	 * brought: a second one must not cut the teardown short */
+	sigemptyset(&stop_set);
+	for (size_t i = 0; i < 3; i++)
+		sigaddset(&stop_set, signums[i]);
+	sigprocmask(SIG_BLOCK, &stop_set, NULL);
+	for (size_t i = 0; i < 3; i++)
+		if (sigs[i] != NULL)
+			event_free(sigs[i]);
+	teardown(mc);
+	mc_listen_close_all(false);
+	return rc;
+}
+
+/* ------------------------------------------------------------ the master */
+
+static bool master_reload(void *arg)
+{
+	return reload_tables(arg);
+}
+
+static void master_flush(void *arg)
+{
+	/* spqueue flush */
+	queue_manager_kick(((struct mailcore *)arg)->qm, true);
+}
+
+static void master_queued(void *arg)
+{
+	queue_manager_kick(((struct mailcore *)arg)->qm, false);
+}
+
+static void master_ready(void *arg)
+{
+	struct mailcore *mc = arg;
+
+	sp_log(SP_LOG_INFO, "ready", "pid=%ld users=%zu domains=%zu workers=%u", (long)getpid(),
+	       dir_users_count(mc->tables->users), mc->n_domains,
+	       mc_master_workers_alive(mc->master));
+}
+
+static void master_stopping(void *arg)
+{
+	/* in-flight deliveries finish; nothing new starts */
+	queue_manager_stop(((struct mailcore *)arg)->qm);
+}
+
+/* Every listener bound once, here, before privileges go: the servers made
+ * on a scratch loop fill the registry (mc_listen.c), then go; the workers
+ * register the same sockets in their own loops. */
+static int bind_listeners(struct mailcore *mc, char **error_r)
+{
+	int rc;
+
+	mc->base = event_base_new();
+	if (mc->base == NULL) {
+		*error_r = sp_xstrdup("event_base_new failed");
+		return -1;
+	}
+	rc = start_listeners(mc, error_r);
+	smtp_server_free(&mc->srv);
+	imap_server_free(&mc->imap);
+	pop_server_free(&mc->pop);
+	event_base_free(mc->base);
+	mc->base = NULL;
+	mc_listen_freeze();
+	return rc;
+}
+
+/* The master's pool and the queue manager, once privileges are dropped
+ * (their files belong to the unprivileged user) and the workers forked. */
+static int master_start_queue(struct mailcore *mc, char **error_r)
+{
 	if (mc->env.queue_dir == NULL || !sp_conf_bool(mc->conf, "mailcore.queue.delivery"))
 		return 0;
-	mc->qm = queue_manager_new(mc->base, mc->pool, &mc->env, mc->conf, error_r);
-	if (mc->qm == NULL)
+	mc->pool = store_pool_new(mc->base, (unsigned)sp_conf_int(mc->conf, "mailcore.pool.threads"),
+				  (unsigned)sp_conf_int(mc->conf, "mailcore.pool.max_queued"), error_r);
+	if (mc->pool == NULL)
 		return -1;
-	mc->env.queued = on_queued;
-	mc->env.queued_arg = mc->qm;
-	return 0;
+	mc->env.pool = mc->pool;
+	dir_set_pool(mc->dir, mc->pool);
+	mc->qm = queue_manager_new(mc->base, mc->pool, &mc->env, mc->conf, error_r);
+	return mc->qm == NULL ? -1 : 0;
 }
 
 static void teardown(struct mailcore *mc)
 {
+	mc_master_free(&mc->master);
 	smtp_server_free(&mc->srv);
 	imap_server_free(&mc->imap);
 	pop_server_free(&mc->pop);
@@ -312,9 +490,12 @@ static void teardown(struct mailcore *mc)
 	queue_manager_stop(mc->qm);
 	store_pool_free(&mc->dir_pool);
 	store_pool_free(&mc->pool);
+	/* after the servers: their connections cancelled their lookups */
+	mc_resolver_free(&mc->resolver);
 	queue_manager_free(&mc->qm);
 	dir_unref(&mc->dir);
 	certmap_free(&mc->certmap);
+	filter_free(&mc->auth_filter);
 	if (mc->base != NULL)
 		event_base_free(mc->base);
 	dir_tables_unref(&mc->tables);
@@ -326,12 +507,19 @@ static void teardown(struct mailcore *mc)
 
 int main(int argc, char **argv)
 {
-	struct mailcore mc = {0};
+	struct mailcore mc = {.wake_fd = -1};
 	const char *conf_path = SP_SYSCONFDIR "/sealpost.conf";
 	bool check_only = false;
 	char *error = NULL;
-	struct event *sigs[4] = {NULL, NULL, NULL, NULL};
-	static const int signums[4] = {SIGTERM, SIGINT, SIGHUP, SIGUSR1};
+	struct mc_master_hooks hooks = {
+		.worker_main = worker_main,
+		.reload = master_reload,
+		.flush = master_flush,
+		.queued = master_queued,
+		.ready = master_ready,
+		.stopping = master_stopping,
+		.arg = &mc,
+	};
 	int opt, rc = 1;
 
 	while ((opt = getopt(argc, argv, "c:th")) != -1) {
@@ -365,38 +553,28 @@ int main(int argc, char **argv)
 		teardown(&mc);
 		return 1;
 	}
-	mc.base = event_base_new();
-	if (mc.base == NULL) {
-		fprintf(stderr, "mailcore: event_base_new failed\n");
-		teardown(&mc);
-		return 1;
-	}
-	if (start_listeners(&mc, &error) < 0 || drop_privileges(&mc, &error) < 0 ||
-	    start_queue(&mc, &error) < 0) {
+	/* Bind (as root when started as root), drop, fork the workers while no
+	 * thread exists, then start the master's own pool and queue manager. */
+	if (bind_listeners(&mc, &error) < 0 || drop_privileges(&mc, &error) < 0 ||
+	    (mc.base = event_base_new()) == NULL ||
+	    (mc.master = mc_master_start(mc.base,
+					 mc_master_worker_count(sp_conf_int(mc.conf, "mailcore.workers")),
+					 &hooks, &error)) == NULL ||
+	    master_start_queue(&mc, &error) < 0) {
+		if (error == NULL)
+			error = sp_xstrdup("event_base_new failed");
 		sp_log(SP_LOG_ERR, "startup_failed", "why=\"%s\"", error);
 		fprintf(stderr, "mailcore: %s\n", error);
 		free(error);
 		teardown(&mc);
+		mc_listen_close_all(true);
 		return 1;
 	}
-	for (size_t i = 0; i < 4; i++) {
-		sigs[i] = evsignal_new(mc.base, signums[i], on_signal, &mc);
-		if (sigs[i] == NULL || evsignal_add(sigs[i], NULL) < 0) {
-			fprintf(stderr, "mailcore: cannot watch signals\n");
-			goto out;
-		}
-	}
-	sp_log(SP_LOG_INFO, "ready", "pid=%ld users=%zu domains=%zu", (long)getpid(),
-	       dir_users_count(mc.tables->users), mc.n_domains);
-	if (event_base_dispatch(mc.base) < 0) {
+	if (event_base_dispatch(mc.base) < 0)
 		sp_log(SP_LOG_ERR, "event_loop_failed", "why=dispatch");
-		goto out;
-	}
-	rc = 0;
-out:
-	for (size_t i = 0; i < 4; i++)
-		if (sigs[i] != NULL)
-			event_free(sigs[i]);
+	else if (mc_master_stopping(mc.master))
+		rc = 0;
 	teardown(&mc);
+	mc_listen_close_all(true);
 	return rc;
 }

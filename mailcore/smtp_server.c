@@ -5,6 +5,7 @@
  * Ownership: a connection is freed by conn_close() on every path that ends
  * it; every other path leaves an event armed that will get back to it. */
 #include "mailcore/mailcore.h"
+#include "mailcore/mc_listen.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -22,6 +23,7 @@
 #include "common/handoff.h"
 #include "common/log.h"
 #include "common/xalloc.h"
+#include "mailcore/mc_resolve.h"
 
 #define MAX_LISTENERS 32
 #define READ_CHUNK 16384
@@ -46,6 +48,7 @@ struct smtp_conn {
 	bool want_proxy;
 	uint8_t pbuf[SP_PP2_HDR_MAX];
 	size_t plen;
+	struct mc_resolve_req *lookup;  /* the client's name, for Received:; NULL = none pending */
 	struct smtp_conn *prev, *next;
 };
 
@@ -57,6 +60,7 @@ struct smtp_server {
 	size_t n_listeners;
 	struct smtp_conn *conns;
 	unsigned n_conns;
+	struct mc_resolver *resolver;   /* NULL = no client name lookups */
 };
 
 static void conn_update(struct smtp_conn *c);
@@ -91,6 +95,7 @@ static void conn_close(struct smtp_conn *c, const char *why)
 	}
 	if (c->fd >= 0)
 		close(c->fd);
+	mc_resolve_cancel(&c->lookup);
 	smtp_session_free(&c->session);
 	if (c->prev != NULL)
 		c->prev->next = c->next;
@@ -133,6 +138,25 @@ static void conn_resume(void *arg)
 	conn_update(c);
 }
 
+/* The lookup answered (or its deadline passed); the session keeps a
+ * verified name for the Received: header of the messages still to come,
+ * and an AUTH that waited for the name is answered (last: that may end
+ * the connection). */
+static void on_client_name(void *arg, const struct mc_name_result *res)
+{
+	struct smtp_conn *c = arg;
+	char ip[64];
+	unsigned port;
+
+	c->lookup = NULL;
+	smtp_sockaddr_text(&c->client, ip, sizeof(ip), &port);
+	sp_log(SP_LOG_INFO, "client_name",
+	       "service=smtp client=%s port=%u name=%s verified=%s source=%s", ip, port,
+	       res->name[0] != '\0' ? res->name : "-",
+	       res->name[0] != '\0' && res->verified ? "yes" : "no", res->source);
+	smtp_session_set_client_name(c->session, res->name, res->verified);
+}
+
 static void conn_start_session(struct smtp_conn *c, const struct sp_proxy_info *tls)
 {
 	struct smtp_conn_info ci = {
@@ -145,6 +169,12 @@ static void conn_start_session(struct smtp_conn *c, const struct sp_proxy_info *
 	c->session = smtp_session_new(c->srv->env, &ci);
 	smtp_session_set_resume(c->session, conn_resume, c);
 	arm_timer(c, smtp_session_timeout_ms(c->session));
+	/* the name is for the Received: header: the greeting does not wait */
+	if (mc_resolver_mode(c->srv->resolver) != MC_DNS_NO)
+		c->lookup = mc_resolve_start(c->srv->resolver, (const struct sockaddr *)&c->client,
+					     on_client_name, c);
+	if (c->lookup != NULL)
+		smtp_session_expect_client_name(c->session);
 }
 
 /* ------------------------------------------------------------ STARTTLS */
@@ -459,43 +489,12 @@ static int add_listener(struct smtp_server *srv, enum smtp_listener kind, int fd
 	return 0;
 }
 
-static int tcp_socket(const char *addr, unsigned port, char **error_r)
-{
-	struct addrinfo hints = {0}, *res = NULL;
-	char portstr[16];
-	int fd, one = 1, rc;
-
-	hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV | AI_PASSIVE;
-	hints.ai_socktype = SOCK_STREAM;
-	snprintf(portstr, sizeof(portstr), "%u", port);
-	rc = getaddrinfo(addr, portstr, &hints, &res);
-	if (rc != 0) {
-		*error_r = sp_xasprintf("%s port %u: %s", addr, port, gai_strerror(rc));
-		return -1;
-	}
-	fd = socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0) {
-		*error_r = sp_xasprintf("%s port %u: socket: %s", addr, port, strerror(errno));
-		freeaddrinfo(res);
-		return -1;
-	}
-	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
-	    (res->ai_family == AF_INET6 &&
-	     setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) < 0) ||
-	    bind(fd, res->ai_addr, res->ai_addrlen) < 0) {
-		*error_r = sp_xasprintf("%s port %u: %s", addr, port, strerror(errno));
-		close(fd);
-		freeaddrinfo(res);
-		return -1;
-	}
-	freeaddrinfo(res);
-	return fd;
-}
-
+/* The sockets come from the registry (mc_listen.c): bound once by the
+ * master, the same socket in every worker. */
 int smtp_server_listen_tcp(struct smtp_server *srv, enum smtp_listener kind, const char *addr,
 			   unsigned port, char **error_r)
 {
-	int fd = tcp_socket(addr, port, error_r);
+	int fd = mc_listen_tcp(addr, port, error_r);
 
 	if (fd < 0)
 		return -1;
@@ -507,69 +506,13 @@ int smtp_server_listen_tcp(struct smtp_server *srv, enum smtp_listener kind, con
 
 int smtp_server_listen_backend(struct smtp_server *srv, const char *spec, char **error_r)
 {
-	struct sockaddr_un sa_un = {.sun_family = AF_UNIX};
-	struct stat st;
-	int fd;
+	int fd = mc_listen_backend(spec, error_r);
 
-	if (spec[0] != '/') {
-		/* host:port or [v6]:port */
-		char host[128];
-		const char *colon = strrchr(spec, ':');
-		size_t hl;
-		char *end;
-		unsigned long port;
-
-		if (colon == NULL) {
-			*error_r = sp_xasprintf("backend %s: expected a /path or host:port", spec);
-			return -1;
-		}
-		hl = (size_t)(colon - spec);
-		if (hl >= 2 && spec[0] == '[' && spec[hl - 1] == ']') {
-			spec++;
-			hl -= 2;
-		}
-		port = strtoul(colon + 1, &end, 10);
-		if (hl == 0 || hl >= sizeof(host) || *end != '\0' || port == 0 || port > 65535) {
-			*error_r = sp_xasprintf("backend %s: expected a /path or host:port", spec);
-			return -1;
-		}
-		memcpy(host, spec, hl);
-		host[hl] = '\0';
-		fd = tcp_socket(host, (unsigned)port, error_r);
-		if (fd < 0 || add_listener(srv, SMTP_LISTEN_BACKEND, fd, NULL, error_r) < 0)
-			return -1;
-		sp_log(SP_LOG_INFO, "listen", "service=smtp-backend addr=%s port=%lu", host, port);
-		return 0;
-	}
-	if (strlen(spec) >= sizeof(sa_un.sun_path)) {
-		*error_r = sp_xasprintf("backend %s: path too long", spec);
+	/* a unix socket's path is the registry's: only the master removes it */
+	if (fd < 0 || add_listener(srv, SMTP_LISTEN_BACKEND, fd, NULL, error_r) < 0)
 		return -1;
-	}
-	memcpy(sa_un.sun_path, spec, strlen(spec) + 1);
-	/* a socket left by an earlier run is replaced; anything else is not touched */
-	if (lstat(spec, &st) == 0) {
-		if (!S_ISSOCK(st.st_mode)) {
-			*error_r = sp_xasprintf("backend %s: exists and is not a socket", spec);
-			return -1;
-		}
-		if (unlink(spec) < 0) {
-			*error_r = sp_xasprintf("backend %s: unlink: %s", spec, strerror(errno));
-			return -1;
-		}
-	}
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0) {
-		*error_r = sp_xasprintf("backend %s: socket: %s", spec, strerror(errno));
-		return -1;
-	}
-	if (bind(fd, (struct sockaddr *)&sa_un, sizeof(sa_un)) < 0 || chmod(spec, 0660) < 0) {
-		*error_r = sp_xasprintf("backend %s: %s", spec, strerror(errno));
-		close(fd);
-		return -1;
-	}
-	if (add_listener(srv, SMTP_LISTEN_BACKEND, fd, spec, error_r) < 0)
-		return -1;
-	sp_log(SP_LOG_INFO, "listen", "service=smtp-backend path=%s", spec);
+	sp_log(SP_LOG_INFO, "listen", "service=smtp-backend %s=%s", spec[0] == '/' ? "path" : "addr",
+	       spec);
 	return 0;
 }
 
@@ -582,6 +525,11 @@ struct smtp_server *smtp_server_new(struct event_base *base, const struct smtp_e
 	srv->env = env;
 	srv->cfg = *cfg;
 	return srv;
+}
+
+void smtp_server_set_resolver(struct smtp_server *srv, struct mc_resolver *resolver)
+{
+	srv->resolver = resolver;
 }
 
 void smtp_server_stop_listening(struct smtp_server *srv)

@@ -27,6 +27,8 @@
 #include "common/frame.h"
 #include "common/log.h"
 #include "common/privs.h"
+#include "common/supervise.h"
+#include "common/unixsock.h"
 #include "common/xalloc.h"
 #include "tlsd/tlsd_int.h"
 
@@ -51,8 +53,6 @@ static const struct tlsd_proc_def {
 	  "master: control; keyd: key channel; clients; backends (PROXY v2); mailcore (handoff)" },
 };
 
-#define RESTART_BACKOFF_MIN_MS 100
-#define RESTART_STABLE_MS 10000     /* a child that lived this long restarts at once */
 #define KEYD_STOP_GRACE_MS 2000
 #define STOP_GRACE_MS 2000          /* after tlsd.shutdown_timeout, before SIGKILL */
 #define MAX_RETIRING 8
@@ -91,14 +91,6 @@ struct master {
 	uint64_t generation;
 	size_t reload_waiting, reload_ok, reload_failed;
 };
-
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 static const char *proc_name(enum tlsd_proc kind)
 {
@@ -177,35 +169,15 @@ static int bind_listener(const struct tlsd_service *s, int *fd_r, char **error_r
 
 static int bind_handoff(const char *path, uid_t uid, gid_t gid, int *fd_r, char **error_r)
 {
-	struct sockaddr_un sun;
-	struct stat st;
-	int fd;
+	char *why = NULL;
+	int fd = sp_unix_bind(path, 0660, &why);
 
-	memset(&sun, 0, sizeof(sun));
-	sun.sun_family = AF_UNIX;
-	if (strlen(path) >= sizeof(sun.sun_path)) {
-		*error_r = sp_xasprintf("%s: path too long", path);
-		return -1;
-	}
-	memcpy(sun.sun_path, path, strlen(path) + 1);
-	/* a stale socket from an earlier run is replaced; anything else is not ours */
-	if (lstat(path, &st) == 0) {
-		if (!S_ISSOCK(st.st_mode)) {
-			*error_r = sp_xasprintf("%s exists and is not a socket", path);
-			return -1;
-		}
-		if (unlink(path) < 0) {
-			*error_r = sp_xasprintf("unlink %s: %s", path, strerror(errno));
-			return -1;
-		}
-	}
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0) {
-		*error_r = sp_xasprintf("socket: %s", strerror(errno));
+		*error_r = sp_xasprintf("handoff socket %s", why);
+		free(why);
 		return -1;
 	}
-	if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0 || chmod(path, 0660) < 0 ||
-	    (geteuid() == 0 && chown(path, uid, gid) < 0) || listen(fd, 128) < 0) {
+	if ((geteuid() == 0 && chown(path, uid, gid) < 0) || listen(fd, 128) < 0) {
 		*error_r = sp_xasprintf("handoff socket %s: %s", path, strerror(errno));
 		close(fd);
 		return -1;
@@ -216,19 +188,6 @@ static int bind_handoff(const char *path, uid_t uid, gid_t gid, int *fd_r, char 
 }
 
 /* ---- children ---- */
-
-static void child_reset_signals(void)
-{
-	sigset_t none;
-
-	sigemptyset(&none);
-	sigprocmask(SIG_SETMASK, &none, NULL);
-	signal(SIGTERM, SIG_DFL);
-	signal(SIGINT, SIG_DFL);
-	signal(SIGHUP, SIG_DFL);
-	signal(SIGCHLD, SIG_DFL);
-	signal(SIGPIPE, SIG_DFL);
-}
 
 static int send_keyd_channel(struct master *m, struct child *w)
 {
@@ -285,7 +244,7 @@ static int keyd_spawn(struct master *m)
 	if (pid == 0) {
 		char fdarg[16];
 
-		child_reset_signals();
+		sp_child_reset_signals(NULL, 0);
 		(void)prctl(PR_SET_PDEATHSIG, SIGTERM);
 		/* everything else the master holds is close-on-exec */
 		if (fcntl(sp[1], F_SETFD, 0) < 0)
@@ -300,7 +259,7 @@ static int keyd_spawn(struct master *m)
 		sp_log(SP_LOG_WARN, "child_start", "proc=keyd err=\"fcntl: %s\"", strerror(errno));
 	m->keyd.pid = pid;
 	m->keyd.ctl_fd = sp[0];
-	m->keyd.started_ms = now_ms();
+	m->keyd.started_ms = sp_now_ms();
 	m->keyd.restart_at_ms = 0;
 	log_child_start(&m->keyd);
 	for (size_t i = 0; i < m->n_workers; i++)
@@ -314,7 +273,7 @@ static void worker_child(struct master *m, struct child *w, int ctl_fd, int keyd
 	struct tlsd_config *cfg;
 	char *err = NULL;
 
-	child_reset_signals();
+	sp_child_reset_signals(NULL, 0);
 	close(m->sigfd);
 	if (m->keyd.ctl_fd >= 0)
 		close(m->keyd.ctl_fd);
@@ -372,7 +331,7 @@ static int worker_spawn(struct master *m, struct child *w)
 		sp_log(SP_LOG_WARN, "child_start", "proc=worker err=\"fcntl: %s\"", strerror(errno));
 	w->pid = pid;
 	w->ctl_fd = ctl[0];
-	w->started_ms = now_ms();
+	w->started_ms = sp_now_ms();
 	w->restart_at_ms = 0;
 	w->reload_waiting = false;
 	sp_frame_reader_free(&w->rd);
@@ -393,13 +352,10 @@ static int worker_spawn(struct master *m, struct child *w)
 
 static void schedule_restart(struct master *m, struct child *c)
 {
-	uint64_t now = now_ms();
+	uint64_t now = sp_now_ms();
 
-	if (now - c->started_ms >= RESTART_STABLE_MS || c->backoff_ms == 0)
-		c->backoff_ms = RESTART_BACKOFF_MIN_MS;
-	else if (c->backoff_ms < m->cfg->restart_backoff_max_ms)
-		c->backoff_ms = c->backoff_ms * 2 > m->cfg->restart_backoff_max_ms
-				? m->cfg->restart_backoff_max_ms : c->backoff_ms * 2;
+	c->backoff_ms = sp_restart_backoff(c->backoff_ms, now - c->started_ms,
+					   m->cfg->restart_backoff_max_ms);
 	c->restart_at_ms = now + (uint64_t)c->backoff_ms;
 	sp_log(SP_LOG_NOTICE, "child_restart", "proc=%s index=%d in_ms=%ld", proc_name(c->kind),
 	       c->index, c->backoff_ms);
@@ -614,7 +570,7 @@ static void begin_stop(struct master *m, int sig)
 			sp_log(SP_LOG_WARN, "stopping", "worker=%d err=\"kill: %s\"", (int)i, strerror(errno));
 	}
 	m->keyd.restart_at_ms = 0;
-	m->stop_deadline_ms = now_ms() + (uint64_t)m->cfg->shutdown_timeout_ms + STOP_GRACE_MS;
+	m->stop_deadline_ms = sp_now_ms() + (uint64_t)m->cfg->shutdown_timeout_ms + STOP_GRACE_MS;
 }
 
 static size_t workers_alive(const struct master *m)
@@ -638,7 +594,7 @@ static bool retiring_alive(const struct master *m)
 /* Advances the stop; true when everything is gone. */
 static bool stop_progress(struct master *m)
 {
-	uint64_t now = now_ms();
+	uint64_t now = sp_now_ms();
 
 	if (workers_alive(m) > 0) {
 		if (now < m->stop_deadline_ms)
@@ -682,7 +638,7 @@ static bool stop_progress(struct master *m)
 
 static int next_timeout_ms(const struct master *m)
 {
-	uint64_t now = now_ms(), next = UINT64_MAX;
+	uint64_t now = sp_now_ms(), next = UINT64_MAX;
 
 	if (m->stopping) {
 		next = m->keyd_stop_sent ? m->keyd_kill_at_ms : m->stop_deadline_ms;
@@ -701,7 +657,7 @@ static int next_timeout_ms(const struct master *m)
 
 static void run_restarts(struct master *m)
 {
-	uint64_t now = now_ms();
+	uint64_t now = sp_now_ms();
 
 	if (m->stopping)
 		return;

@@ -26,3 +26,20 @@ def imap_mailcore(daemons, build, free_port, d, extra_conf=""):
 def spfix_wait(port):
     import spfix
     spfix.wait_for(lambda: spfix.port_open(port), what="port %d" % port)
+
+
+def idle_see(m, action, timeout=15):
+    """Puts the selected imaplib session m in IDLE, runs action(), and
+    returns the first untagged line the server sends; then ends the IDLE."""
+    tag = m._new_tag().decode()
+    m.send(("%s IDLE\r\n" % tag).encode())
+    assert m.readline().startswith(b"+ ")
+    action()
+    m.sock.settimeout(timeout)
+    seen = m.readline()
+    m.send(b"DONE\r\n")
+    while True:
+        line = m.readline()
+        if line.startswith(tag.encode()):
+            assert b"OK" in line, line
+            return seen

@@ -21,7 +21,7 @@ class Mailcore:
     """mailcore with its own config, users file, store and spools under d."""
 
     def __init__(self, daemons, build, free_port, d, extra_conf="", mappings=None, aliases=None,
-                 backend=False, queue_delivery=False):
+                 backend=False, queue_delivery=False, workers=None):
         self.d = str(d)
         self.smtp_port = free_port()
         self.sub_port = free_port()
@@ -53,6 +53,8 @@ class Mailcore:
             # hermetic by default: no queue manager looking up the test
             # domains in the DNS (tests/integration/test_queue_*.py turn it on)
             conf.append("mailcore.queue.delivery = no")
+        if workers is not None:
+            conf.append("mailcore.workers = %d" % workers)
         if self.backend:
             conf.append("service.smtp.backend = %s" % self.backend)
         if mappings is not None:
@@ -92,6 +94,61 @@ class Mailcore:
         return out
 
 
+def child_pids(pid):
+    """The pids whose parent is pid (mailcore's workers), from /proc."""
+    out = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % name) as f:
+                stat = f.read()
+        except OSError:
+            continue
+        # pid (comm) state ppid ...: comm may hold blanks, so split after ")"
+        fields = stat.rpartition(")")[2].split()
+        if len(fields) > 1 and int(fields[1]) == pid and fields[0] != "Z":
+            out.append(int(name))
+    return sorted(out)
+
+
+def _socket_inodes(pid):
+    inodes = set()
+    try:
+        names = os.listdir("/proc/%d/fd" % pid)
+    except OSError:
+        return inodes
+    for n in names:
+        try:
+            target = os.readlink("/proc/%d/fd/%s" % (pid, n))
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(int(target[8:-1]))
+    return inodes
+
+
+def server_pid_of(sock, pids):
+    """Which of pids holds the server end of the connected TCP socket sock
+    (its accepting worker), found through /proc/net/tcp; None if none."""
+    cport = sock.getsockname()[1]
+    sport = sock.getpeername()[1]
+    inode = None
+    with open("/proc/net/tcp") as f:
+        next(f)
+        for line in f:
+            fields = line.split()
+            local, remote = fields[1], fields[2]
+            if int(local.split(":")[1], 16) == sport and int(remote.split(":")[1], 16) == cport:
+                inode = int(fields[9])
+    if inode is None:
+        return None
+    for pid in pids:
+        if inode in _socket_inodes(pid):
+            return pid
+    return None
+
+
 def recv_reply(sock, buf=b""):
     """Reads one complete (possibly multi-line) SMTP reply. Returns (reply, rest)."""
     while True:
@@ -114,4 +171,5 @@ def connect(port):
     return s
 
 
-__all__ = ["Mailcore", "recv_reply", "connect", "spfix", "PASSWORD", "DOMAIN"]
+__all__ = ["Mailcore", "recv_reply", "connect", "spfix", "PASSWORD", "DOMAIN", "child_pids",
+           "server_pid_of"]
