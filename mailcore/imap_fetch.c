@@ -41,10 +41,17 @@ void imap_cache_clear(struct msg_cache *c)
 {
 	free(c->data);
 	free(c->mime);
-	c->data = NULL;
-	c->mime = NULL;
-	c->len = 0;
+	memset(c, 0, sizeof(*c));
 	c->idx = -1;
+}
+
+static void ahead_clear(struct fetch_job *j)
+{
+	for (size_t i = 0; i < j->n_ahead; i++)
+		imap_cache_clear(&j->ahead[i]);
+	free(j->ahead);
+	j->ahead = NULL;
+	j->n_ahead = 0;
 }
 
 void imap_fetch_clear(struct fetch_job *j)
@@ -56,19 +63,63 @@ void imap_fetch_clear(struct fetch_job *j)
 	}
 	free(j->items);
 	free(j->idx);
+	ahead_clear(j);
 	memset(j, 0, sizeof(*j));
 }
 
-int imap_load_msg(struct imap_session *s, size_t idx, bool mime)
+/* Does c hold message idx as wanted? */
+static bool cache_has(const struct msg_cache *c, size_t idx, uint32_t uid, bool mime,
+		      bool header_only)
+{
+	return c->idx == (ssize_t)idx && c->uid == uid && (header_only || !c->header_only) &&
+	       (!mime || c->mime != NULL);
+}
+
+/* Reads fd into c->data: all of it (size bytes), or with header_only
+ * from IMAP_HEADER_CHUNK on in doubling steps until the header's end is in. */
+static void read_msg(int fd, size_t size, bool header_only, struct msg_cache *c)
+{
+	size_t want = header_only && size > IMAP_HEADER_CHUNK ? IMAP_HEADER_CHUNK : size;
+	size_t got = 0;
+	bool stopped = false;
+
+	c->data = sp_xmalloc(want + 1);
+	for (;;) {
+		while (got < want) {
+			ssize_t r = read(fd, c->data + got, want - got);
+
+			if (r < 0 && errno == EINTR)
+				continue;
+			if (r <= 0)
+				break;
+			got += (size_t)r;
+		}
+		if (got < want || want == size)
+			break; /* the end of the file (or a read error): what we have */
+		if (mime_header_end(c->data, got, &c->hdr_len)) {
+			stopped = true;
+			break;
+		}
+		want = want > size / 2 ? size : want * 2;
+		c->data = sp_xrealloc(c->data, want + 1, 1);
+	}
+	c->len = got;
+	c->header_only = stopped;
+	if (!stopped)
+		(void)mime_header_end(c->data, got, &c->hdr_len);
+}
+
+int imap_load_msg_into(struct imap_session *s, struct msg_cache *c, size_t idx, bool mime,
+		       bool header_only)
 {
 	const struct store_msg *m = store_mailbox_msg(s->mb, idx);
-	struct msg_cache *c = &s->cache;
 
 	if (m == NULL)
 		return -1;
-	if (c->idx != (ssize_t)idx || c->uid != m->uid) {
+	if (mime)
+		header_only = false;
+	if (!cache_has(c, idx, m->uid, false, header_only)) {
 		struct stat st;
-		size_t got = 0;
 		int fd;
 
 		imap_cache_clear(c);
@@ -79,18 +130,8 @@ int imap_load_msg(struct imap_session *s, size_t idx, bool mime)
 			close(fd);
 			return -1;
 		}
-		c->data = sp_xmalloc((size_t)st.st_size + 1);
-		while (got < (size_t)st.st_size) {
-			ssize_t r = read(fd, c->data + got, (size_t)st.st_size - got);
-
-			if (r < 0 && errno == EINTR)
-				continue;
-			if (r <= 0)
-				break;
-			got += (size_t)r;
-		}
+		read_msg(fd, (size_t)st.st_size, header_only, c);
 		close(fd);
-		c->len = got;
 		c->idx = (ssize_t)idx;
 		c->uid = m->uid;
 	}
@@ -99,6 +140,11 @@ int imap_load_msg(struct imap_session *s, size_t idx, bool mime)
 		mime_parse(c->data, c->len, c->mime);
 	}
 	return 0;
+}
+
+int imap_load_msg(struct imap_session *s, size_t idx, bool mime)
+{
+	return imap_load_msg_into(s, &s->cache, idx, mime, false);
 }
 
 /* ------------------------------------------------------------ parsing */
@@ -364,7 +410,8 @@ static void out_field_nstring(struct imap_session *s, const uint8_t *hdr, size_t
 
 static void out_addresses(struct imap_session *s, const char *value)
 {
-	struct mime_addr *a = sp_xcalloc(MIME_MAX_ADDRS, sizeof(*a));
+	/* not zeroed: mime_parse_addresses sets each entry it returns (49 kB) */
+	struct mime_addr *a = sp_xmalloc(MIME_MAX_ADDRS * sizeof(*a));
 	size_t n = mime_parse_addresses(value, a, MIME_MAX_ADDRS);
 
 	if (n == 0) {
@@ -567,6 +614,24 @@ static void section_bytes(struct imap_session *s, const struct fetch_item *it, s
 		*len = c->len;
 		return;
 	}
+	if (it->n_part == 0 && it->spec == SEC_TEXT) {
+		*data = c->data + c->hdr_len;
+		*len = c->len - c->hdr_len;
+		return;
+	}
+	if (it->n_part == 0 && it->spec == SEC_HEADER) {
+		*data = c->data;
+		*len = c->hdr_len;
+		return;
+	}
+	if (it->n_part == 0 && (it->spec == SEC_FIELDS || it->spec == SEC_FIELDS_NOT)) {
+		ob->len = 0;
+		out_header_fields(s, ob, c->data, c->hdr_len, it->fields, it->n_fields,
+				  it->spec == SEC_FIELDS_NOT);
+		*data = ob->data;
+		*len = ob->len;
+		return;
+	}
 	if (it->n_part > 0) {
 		p = mime_find_part(m, it->part, it->n_part);
 		if (p < 0)
@@ -603,26 +668,77 @@ static void section_bytes(struct imap_session *s, const struct fetch_item *it, s
 	}
 }
 
+/* The message header alone serves the item (read only that far). */
+static bool header_item(const struct fetch_item *it)
+{
+	return it->kind == FI_ENVELOPE ||
+	       (it->kind == FI_SECTION && it->n_part == 0 &&
+		(it->spec == SEC_HEADER || it->spec == SEC_FIELDS || it->spec == SEC_FIELDS_NOT));
+}
+
+/* What the items need of the message: its bytes (all of them, or only the
+ * header), its MIME tree, \Seen set. */
+struct fetch_need {
+	bool data, header_only, mime, seen;
+};
+
+static struct fetch_need fetch_needs(const struct fetch_job *j)
+{
+	struct fetch_need n = {.header_only = true};
+
+	for (size_t i = 0; i < j->n_items; i++) {
+		const struct fetch_item *it = &j->items[i];
+		enum fi_kind k = it->kind;
+
+		if (k == FI_ENVELOPE || k == FI_BODYSTRUCTURE || k == FI_BODY || k == FI_SECTION) {
+			n.data = true;
+			if (!header_item(it))
+				n.header_only = false;
+		}
+		if (k == FI_BODYSTRUCTURE || k == FI_BODY ||
+		    (k == FI_SECTION && it->n_part > 0))
+			n.mime = true;
+		if (k == FI_SECTION && !it->peek)
+			n.seen = true;
+	}
+	if (n.mime)
+		n.header_only = false;
+	return n;
+}
+
+/* Message idx into s->cache: from the read-ahead entries when it is there,
+ * else from disk here. */
+static int fetch_load(struct imap_session *s, size_t idx, const struct fetch_need *need)
+{
+	struct fetch_job *j = &s->fetch;
+	const struct store_msg *m = store_mailbox_msg(s->mb, idx);
+
+	if (m == NULL)
+		return -1;
+	if (cache_has(&s->cache, idx, m->uid, need->mime, need->header_only))
+		return 0;
+	for (size_t i = 0; i < j->n_ahead; i++) {
+		if (cache_has(&j->ahead[i], idx, m->uid, need->mime, need->header_only)) {
+			imap_cache_clear(&s->cache);
+			s->cache = j->ahead[i];
+			memset(&j->ahead[i], 0, sizeof(j->ahead[i]));
+			j->ahead[i].idx = -1;
+			return 0;
+		}
+	}
+	return imap_load_msg_into(s, &s->cache, idx, need->mime, need->header_only);
+}
+
 static bool fetch_one(struct imap_session *s, size_t idx)
 {
 	struct fetch_job *j = &s->fetch;
 	const struct store_msg *m = store_mailbox_msg(s->mb, idx);
-	bool need_data = false, need_mime = false, set_seen = false, first = true, have_uid = false;
+	struct fetch_need need = fetch_needs(j);
+	bool set_seen = need.seen, first = true, have_uid = false;
 	struct obuf scratch = {0};
 	char date[64];
 
-	for (size_t i = 0; i < j->n_items; i++) {
-		enum fi_kind k = j->items[i].kind;
-
-		if (k == FI_ENVELOPE || k == FI_BODYSTRUCTURE || k == FI_BODY || k == FI_SECTION)
-			need_data = true;
-		if (k == FI_ENVELOPE || k == FI_BODYSTRUCTURE || k == FI_BODY ||
-		    (k == FI_SECTION && (j->items[i].n_part > 0 || j->items[i].spec != SEC_ALL)))
-			need_mime = true;
-		if (k == FI_SECTION && !j->items[i].peek)
-			set_seen = true;
-	}
-	if (need_data && imap_load_msg(s, idx, need_mime) < 0)
+	if (need.data && fetch_load(s, idx, &need) < 0)
 		return false;
 	/* RFC 3501 6.4.5: BODY[] without .PEEK sets \Seen */
 	if (set_seen && !s->read_only && !(m->flags & STORE_F_SEEN)) {
@@ -645,7 +761,7 @@ static bool fetch_one(struct imap_session *s, size_t idx)
 		switch (it->kind) {
 		case FI_FLAGS:
 			imap_out(s, "FLAGS ", sizeof("FLAGS ") - 1);
-			imap_out_flags(s, m->flags, m->recent);
+			imap_out_flags(s, m);
 			set_seen = false;
 			break;
 		case FI_UID:
@@ -661,7 +777,7 @@ static bool fetch_one(struct imap_session *s, size_t idx)
 			break;
 		case FI_ENVELOPE:
 			imap_out(s, "ENVELOPE ", sizeof("ENVELOPE ") - 1);
-			out_envelope(s, s->cache.data, s->cache.mime->parts[0].hdr_len);
+			out_envelope(s, s->cache.data, s->cache.hdr_len);
 			break;
 		case FI_BODYSTRUCTURE:
 		case FI_BODY:
@@ -694,7 +810,7 @@ static bool fetch_one(struct imap_session *s, size_t idx)
 	}
 	if (set_seen) {
 		imap_out(s, " FLAGS ", sizeof(" FLAGS ") - 1);
-		imap_out_flags(s, m->flags, m->recent);
+		imap_out_flags(s, m);
 	}
 	/* RFC 3501 6.4.8: UID FETCH always includes UID */
 	if (j->uid && !have_uid)
@@ -704,12 +820,62 @@ static bool fetch_one(struct imap_session *s, size_t idx)
 	return true;
 }
 
+/* The next message files are read (and parsed) on the pool in one job, as
+ * many as IMAP_READ_AHEAD and IMAP_READ_AHEAD_BYTES allow: one round trip
+ * to the pool per batch, not per message. fetch_one takes them from
+ * j->ahead; one whose read failed there is tried once more by fetch_one,
+ * which then answers for it. */
+struct read_job {
+	size_t from, to;       /* positions in s->fetch.idx */
+	struct fetch_need need;
+};
+
+static void read_work(struct imap_session *s, void *arg)
+{
+	struct read_job *r = arg;
+	struct fetch_job *j = &s->fetch;
+	size_t bytes = 0, pos;
+
+	ahead_clear(j);
+	j->ahead = sp_xcalloc(r->to - r->from, sizeof(*j->ahead));
+	for (pos = r->from; pos < r->to && bytes < IMAP_READ_AHEAD_BYTES; pos++) {
+		struct msg_cache *c = &j->ahead[j->n_ahead++];
+
+		c->idx = -1;
+		if (imap_load_msg_into(s, c, j->idx[pos], r->need.mime, r->need.header_only) == 0)
+			bytes += c->len;
+	}
+	r->to = pos;
+}
+
+static void read_finish(struct imap_session *s, void *arg)
+{
+	const struct read_job *r = arg;
+
+	s->fetch.read_end = r->to;
+}
+
 void imap_fetch_continue(struct imap_session *s)
 {
 	struct fetch_job *j = &s->fetch;
+	struct fetch_need need = fetch_needs(j);
 
 	while (j->pos < j->n_idx) {
-		if (!fetch_one(s, j->idx[j->pos]))
+		size_t idx = j->idx[j->pos];
+		const struct store_msg *m = store_mailbox_msg(s->mb, idx);
+
+		if (need.data && m != NULL && s->env->pool != NULL && j->pos >= j->read_end &&
+		    !cache_has(&s->cache, idx, m->uid, need.mime, need.header_only)) {
+			struct read_job *r = sp_xmalloc(sizeof(*r));
+			size_t to = j->n_idx - j->pos > IMAP_READ_AHEAD ? j->pos + IMAP_READ_AHEAD
+									: j->n_idx;
+
+			*r = (struct read_job){.from = j->pos, .to = to, .need = need};
+			imap_run_job(s, NULL, read_work, read_finish, free, r);
+			if (s->job != NULL)
+				return;
+		}
+		if (!fetch_one(s, idx))
 			j->failed = true;
 		j->pos++;
 		if (s->out.len - s->out.off >= IMAP_OUT_HIGH_WATER)

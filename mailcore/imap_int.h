@@ -13,6 +13,11 @@
 #define IMAP_ADDR_CAP 336 /* DIR_ADDR_MAX and room */
 #define IMAP_INBUF_CAP (IMAP_LINE_MAX + 4096)
 #define IMAP_MAX_FETCH_FILE (256u * 1024 * 1024) /* a stored message we read into memory */
+/* FETCH reads the next messages on the pool in one job: at most this many,
+ * and no more than IMAP_READ_AHEAD_BYTES (at least one message) */
+#define IMAP_READ_AHEAD 64
+#define IMAP_READ_AHEAD_BYTES (2u * 1024 * 1024)
+#define IMAP_HEADER_CHUNK 8192 /* first read when only the header is wanted */
 
 struct obuf {
 	uint8_t *data;
@@ -39,6 +44,9 @@ struct fetch_job {
 	size_t *idx;           /* messages (view indices) */
 	size_t n_idx, pos;
 	bool failed;           /* some message could not be read */
+	size_t read_end;       /* positions before it were read ahead (or tried) on the pool */
+	struct msg_cache *ahead; /* read ahead on the pool: IMAP_READ_AHEAD entries */
+	size_t n_ahead;
 };
 
 /* The message last read from disk, with its MIME tree. */
@@ -47,11 +55,32 @@ struct msg_cache {
 	uint32_t uid;
 	uint8_t *data;
 	size_t len;
-	struct mime_message *mime; /* parsed on demand */
+	size_t hdr_len;        /* the message header, incl. the empty line ending it */
+	bool header_only;      /* data holds the header (and maybe some body), not all */
+	struct mime_message *mime; /* parsed on demand; never with header_only */
 };
 
 struct dir;
 struct dir_req;
+struct imap_session;
+
+/* A store operation off the event loop (imap_job.c): work() runs on the
+ * store pool, then finish() on the loop writes the replies. Meanwhile the
+ * session is suspended: it parses nothing, pipelined input stays buffered,
+ * and nothing on the loop touches s->mb, s->cache, s->fetch, s->cmd, s->in
+ * (the command's bytes stay unconsumed until the job ends). So work() may
+ * read and change those and its arg, and nothing else of the session (not
+ * the output, not env: copy what it needs from env into arg first). If
+ * the connection closes meanwhile, the session's memory lives on until the
+ * job ends; then finish() is skipped and only release() and the frees run. */
+typedef void imap_job_fn(struct imap_session *s, void *arg);
+struct imap_job {
+	struct imap_session *s;
+	imap_job_fn *work, *finish;
+	void (*release)(void *arg);  /* frees arg; always called */
+	void *arg;
+	size_t consume;              /* input the command holds, let go at the end */
+};
 
 /* What a directory request in flight is for. */
 enum imap_pending {
@@ -108,7 +137,22 @@ struct imap_session {
 	char pend_admin[IMAP_ADDR_CAP];/* EXTERNAL-proxy: the certificate's user */
 	void (*resume)(void *arg);     /* the server's: the check finished, do I/O */
 	void *resume_arg;
+	/* A store job in flight (imap_job.c): the session reads nothing until it ends. */
+	struct imap_job *job;
+	bool gone;                     /* freed by the connection while the job ran */
+	uint32_t reported_kw;          /* keyword slots the client was told of (FLAGS) */
 };
+
+/* Runs work then finish (see struct imap_job) on env->pool; inline without
+ * one. tag: the command's, for "NO [UNAVAILABLE]" when the pool's queue is
+ * full (NULL: run inline then). */
+void imap_run_job(struct imap_session *s, const char *tag, imap_job_fn *work, imap_job_fn *finish,
+		  void (*release)(void *arg), void *arg);
+/* imap_session.c: input no longer needed; the rest of imap_session_free. */
+void imap_input_consume(struct imap_session *s, size_t n);
+void imap_session_destroy(struct imap_session *s);
+/* After a job: the mailbox the state change left behind is closed now. */
+void imap_close_deferred(struct imap_session *s);
 
 /* Output */
 void imap_out(struct imap_session *s, const void *data, size_t len);
@@ -127,11 +171,27 @@ int imap_resolve_set(struct imap_session *s, const struct imap_arg *a, bool uid,
 		     size_t *n_r);
 /* Reads message idx into the cache (and its MIME tree when mime). */
 int imap_load_msg(struct imap_session *s, size_t idx, bool mime);
+/* The same into c; header_only: only as far as the end of the header
+ * (c->header_only says whether it stopped there). */
+int imap_load_msg_into(struct imap_session *s, struct msg_cache *c, size_t idx, bool mime,
+		       bool header_only);
 void imap_cache_clear(struct msg_cache *c);
-/* Flags as "(\Seen \Deleted)". */
-void imap_out_flags(struct imap_session *s, unsigned flags, bool recent);
-/* "(\Seen \Flagged)" or a single flag -> STORE_F_*; -1 if malformed. Keywords are ignored. */
-int imap_parse_flags(const struct imap_cmd *cmd, const struct imap_arg *a, unsigned *flags_r);
+/* A message's flags as "(\Seen \Deleted $Forwarded)" (keywords named by s->mb). */
+void imap_out_flags(struct imap_session *s, const struct store_msg *m);
+/* "* FLAGS (...)" and "* OK [PERMANENTFLAGS (...)]" with the mailbox's
+ * keywords (RFC 3501 7.2.6, 7.1), when they changed since last told (or always). */
+void imap_out_flag_lists(struct imap_session *s, bool always);
+
+/* Keywords named in a flag list, deduplicated (case-insensitive). */
+struct imap_keywords {
+	size_t n;
+	char name[STORE_KEYWORDS_MAX][STORE_KEYWORD_LEN + 1];
+};
+/* "(\Seen \Flagged $Junk)" or a single flag -> STORE_F_* added to *flags_r
+ * and keywords added to kw (both as the caller initialised them). -1 if
+ * malformed, -2 if more than STORE_KEYWORDS_MAX keywords. */
+int imap_parse_flags(const struct imap_cmd *cmd, const struct imap_arg *a, unsigned *flags_r,
+		     struct imap_keywords *kw);
 
 /* Handlers in the other files; each writes its replies. */
 void imap_cmd_fetch(struct imap_session *s, const struct imap_cmd *cmd);

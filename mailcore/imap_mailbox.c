@@ -17,78 +17,109 @@ static void tag_of(const struct imap_cmd *cmd, char *tag)
 	tag[cmd->tag_len] = '\0';
 }
 
-void imap_cmd_create(struct imap_session *s, const struct imap_cmd *cmd)
-{
-	char tag[IMAP_TAG_MAX + 1], name[STORE_MAILBOX_NAME_MAX + 2], *err = NULL;
-	size_t len;
-	enum store_mb_result rc;
+/* CREATE, DELETE and RENAME make directories and fsync them: on the pool. */
+enum folder_op { F_CREATE, F_DELETE, F_RENAME };
 
-	tag_of(cmd, tag);
-	if (cmd->n_args != 1 || imap_mailbox_arg(imap_cmd_arg(cmd, 0), name, sizeof(name)) < 0) {
-		imap_tagged(s, tag, "BAD", "CREATE mailbox");
+struct folder_job {
+	char tag[IMAP_TAG_MAX + 1];
+	enum folder_op op;
+	char name[STORE_MAILBOX_NAME_MAX + 2], to[STORE_MAILBOX_NAME_MAX + 1];
+	char *hostname;            /* a copy: env may be gone when the job runs */
+	enum store_mb_result rc;
+	char *err;
+};
+
+static const char *const folder_verbs[] = {"CREATE", "DELETE", "RENAME"};
+
+static void folder_work(struct imap_session *s, void *arg)
+{
+	struct folder_job *j = arg;
+
+	switch (j->op) {
+	case F_CREATE:
+		j->rc = store_folder_create(s->maildir, j->name, &j->err);
+		break;
+	case F_DELETE:
+		j->rc = store_folder_delete(s->maildir, j->name, &j->err);
+		if (j->rc == STORE_MB_OK) {
+			char *err = NULL;
+
+			store_subscriptions_set(s->maildir, j->name, false, &err);
+			free(err);
+		}
+		break;
+	case F_RENAME:
+		j->rc = store_folder_rename(s->maildir, j->name, j->to, j->hostname, &j->err);
+		break;
+	}
+}
+
+static void folder_finish(struct imap_session *s, void *arg)
+{
+	struct folder_job *j = arg;
+
+	if (j->rc != STORE_MB_OK) {
+		imap_store_error(s, j->tag, j->rc, folder_verbs[j->op], j->err);
+		j->err = NULL;
+		return;
+	}
+	if (j->op == F_RENAME && s->state == IMAP_ST_SELECTED)
+		imap_report_changes(s); /* RENAME INBOX empties it */
+	imap_tagged(s, j->tag, "OK", "%s completed", folder_verbs[j->op]);
+}
+
+static void folder_release(void *arg)
+{
+	struct folder_job *j = arg;
+
+	free(j->hostname);
+	free(j->err);
+	free(j);
+}
+
+static void folder_cmd(struct imap_session *s, const struct imap_cmd *cmd, enum folder_op op)
+{
+	struct folder_job *j = sp_xcalloc(1, sizeof(*j));
+	size_t len;
+
+	tag_of(cmd, j->tag);
+	j->op = op;
+	if (cmd->n_args != (op == F_RENAME ? 2u : 1u) ||
+	    imap_mailbox_arg(imap_cmd_arg(cmd, 0), j->name, sizeof(j->name)) < 0 ||
+	    (op == F_RENAME && imap_mailbox_arg(imap_cmd_arg(cmd, 1), j->to, sizeof(j->to)) < 0) ||
+	    (op != F_CREATE && strlen(j->name) > STORE_MAILBOX_NAME_MAX)) {
+		imap_tagged(s, j->tag, "BAD", "%s", op == F_RENAME ? "RENAME from to"
+						    : op == F_CREATE ? "CREATE mailbox" : "DELETE mailbox");
+		folder_release(j);
 		return;
 	}
 	/* RFC 3501 6.3.3: a trailing delimiter says "a parent of names to come" */
-	len = strlen(name);
-	if (len > 1 && name[len - 1] == '.')
-		name[len - 1] = '\0';
-	rc = store_folder_create(s->maildir, name, &err);
-	if (rc != STORE_MB_OK) {
-		imap_store_error(s, tag, rc, "CREATE", err);
+	len = strlen(j->name);
+	if (op == F_CREATE && len > 1 && j->name[len - 1] == '.')
+		j->name[len - 1] = '\0';
+	if (op != F_CREATE && s->mb != NULL && strcmp(store_mailbox_name(s->mb), j->name) == 0 &&
+	    (op == F_DELETE || strcmp(j->name, "INBOX") != 0)) {
+		imap_tagged(s, j->tag, "NO", "[INUSE] Mailbox is selected");
+		folder_release(j);
 		return;
 	}
-	imap_tagged(s, tag, "OK", "CREATE completed");
+	j->hostname = sp_xstrdup(s->env->hostname);
+	imap_run_job(s, j->tag, folder_work, folder_finish, folder_release, j);
+}
+
+void imap_cmd_create(struct imap_session *s, const struct imap_cmd *cmd)
+{
+	folder_cmd(s, cmd, F_CREATE);
 }
 
 void imap_cmd_delete(struct imap_session *s, const struct imap_cmd *cmd)
 {
-	char tag[IMAP_TAG_MAX + 1], name[STORE_MAILBOX_NAME_MAX + 1], *err = NULL;
-	enum store_mb_result rc;
-
-	tag_of(cmd, tag);
-	if (cmd->n_args != 1 || imap_mailbox_arg(imap_cmd_arg(cmd, 0), name, sizeof(name)) < 0) {
-		imap_tagged(s, tag, "BAD", "DELETE mailbox");
-		return;
-	}
-	if (s->mb != NULL && strcmp(store_mailbox_name(s->mb), name) == 0) {
-		imap_tagged(s, tag, "NO", "[INUSE] Mailbox is selected");
-		return;
-	}
-	rc = store_folder_delete(s->maildir, name, &err);
-	if (rc != STORE_MB_OK) {
-		imap_store_error(s, tag, rc, "DELETE", err);
-		return;
-	}
-	store_subscriptions_set(s->maildir, name, false, &err);
-	free(err);
-	imap_tagged(s, tag, "OK", "DELETE completed");
+	folder_cmd(s, cmd, F_DELETE);
 }
 
 void imap_cmd_rename(struct imap_session *s, const struct imap_cmd *cmd)
 {
-	char tag[IMAP_TAG_MAX + 1], from[STORE_MAILBOX_NAME_MAX + 1], to[STORE_MAILBOX_NAME_MAX + 1];
-	char *err = NULL;
-	enum store_mb_result rc;
-
-	tag_of(cmd, tag);
-	if (cmd->n_args != 2 || imap_mailbox_arg(imap_cmd_arg(cmd, 0), from, sizeof(from)) < 0 ||
-	    imap_mailbox_arg(imap_cmd_arg(cmd, 1), to, sizeof(to)) < 0) {
-		imap_tagged(s, tag, "BAD", "RENAME from to");
-		return;
-	}
-	if (s->mb != NULL && strcmp(store_mailbox_name(s->mb), from) == 0 &&
-	    strcmp(from, "INBOX") != 0) {
-		imap_tagged(s, tag, "NO", "[INUSE] Mailbox is selected");
-		return;
-	}
-	rc = store_folder_rename(s->maildir, from, to, s->env->hostname, &err);
-	if (rc != STORE_MB_OK) {
-		imap_store_error(s, tag, rc, "RENAME", err);
-		return;
-	}
-	if (s->state == IMAP_ST_SELECTED)
-		imap_report_changes(s);
-	imap_tagged(s, tag, "OK", "RENAME completed");
+	folder_cmd(s, cmd, F_RENAME);
 }
 
 void imap_cmd_subscribe(struct imap_session *s, const struct imap_cmd *cmd, bool subscribe)
@@ -290,32 +321,90 @@ void imap_cmd_status(struct imap_session *s, const struct imap_cmd *cmd)
 	imap_tagged(s, tag, "OK", "STATUS completed");
 }
 
+/* APPEND (RFC 3501 6.3.11): the message is written, fsynced and renamed
+ * on the pool, straight from the input buffer (kept until the job ends). */
+struct append_job {
+	char tag[IMAP_TAG_MAX + 1];
+	char name[STORE_MAILBOX_NAME_MAX + 1];
+	char *hostname;            /* a copy: env may be gone when the job runs */
+	unsigned flags;
+	struct imap_keywords kw;
+	time_t date;
+	struct iovec iov;          /* in s->in */
+	uint32_t validity, uid;
+	enum store_mb_result rc;
+	char *err;
+};
+
+static void append_work(struct imap_session *s, void *arg)
+{
+	struct append_job *j = arg;
+	const char *names[STORE_KEYWORDS_MAX];
+
+	for (size_t i = 0; i < j->kw.n; i++)
+		names[i] = j->kw.name[i];
+	j->rc = store_mailbox_append_kw(s->maildir, j->name, &j->iov, 1, j->flags, names, j->kw.n,
+					j->date, j->hostname, s->quota, &j->validity, &j->uid,
+					&j->err);
+}
+
+static void append_finish(struct imap_session *s, void *arg)
+{
+	struct append_job *j = arg;
+
+	if (j->rc != STORE_MB_OK) {
+		imap_store_error(s, j->tag, j->rc, "APPEND", j->err);
+		j->err = NULL;
+		return;
+	}
+	if (s->state == IMAP_ST_SELECTED && strcmp(store_mailbox_name(s->mb), j->name) == 0)
+		imap_report_changes(s);
+	/* RFC 4315 3: APPENDUID */
+	imap_tagged(s, j->tag, "OK", "[APPENDUID %u %u] APPEND completed", j->validity, j->uid);
+}
+
+static void append_release(void *arg)
+{
+	struct append_job *j = arg;
+
+	free(j->hostname);
+	free(j->err);
+	free(j);
+}
+
 void imap_cmd_append(struct imap_session *s, const struct imap_cmd *cmd)
 {
-	char tag[IMAP_TAG_MAX + 1], name[STORE_MAILBOX_NAME_MAX + 1], *err = NULL;
+	char tag[IMAP_TAG_MAX + 1];
 	const struct imap_arg *a, *msg;
-	unsigned flags = 0;
-	time_t date = 0;
-	uint32_t validity = 0, uid = 0;
-	struct iovec iov;
-	enum store_mb_result rc;
+	struct append_job *j;
+	int rc;
 
 	tag_of(cmd, tag);
+	j = sp_xcalloc(1, sizeof(*j));
+	snprintf(j->tag, sizeof(j->tag), "%s", tag);
 	if (cmd->n_args < 2 || cmd->n_args > 4 ||
-	    imap_mailbox_arg(imap_cmd_arg(cmd, 0), name, sizeof(name)) < 0) {
+	    imap_mailbox_arg(imap_cmd_arg(cmd, 0), j->name, sizeof(j->name)) < 0) {
+		append_release(j);
 		imap_tagged(s, tag, "BAD", "APPEND mailbox [(flags)] [date-time] message");
 		return;
 	}
 	a = imap_cmd_arg(cmd, 1);
 	if (a->type == IMAP_ARG_LIST) {
-		if (imap_parse_flags(cmd, a, &flags) < 0) {
-			imap_tagged(s, tag, "BAD", "Bad flag list");
+		rc = imap_parse_flags(cmd, a, &j->flags, &j->kw);
+		if (rc < 0) {
+			append_release(j);
+			if (rc == -2)
+				imap_tagged(s, tag, "NO", "[LIMIT] APPEND: at most %d keywords",
+					    STORE_KEYWORDS_MAX);
+			else
+				imap_tagged(s, tag, "BAD", "Bad flag list");
 			return;
 		}
 		a = imap_arg_next(cmd, a);
 	}
 	if (a != NULL && a->type == IMAP_ARG_STRING && imap_arg_next(cmd, a) != NULL) {
-		if (imap_parse_datetime(a->s, a->len, &date) < 0) {
+		if (imap_parse_datetime(a->s, a->len, &j->date) < 0) {
+			append_release(j);
 			imap_tagged(s, tag, "BAD", "Bad date-time");
 			return;
 		}
@@ -324,29 +413,22 @@ void imap_cmd_append(struct imap_session *s, const struct imap_cmd *cmd)
 	msg = a;
 	if (msg == NULL || imap_arg_next(cmd, msg) != NULL ||
 	    (msg->type != IMAP_ARG_LITERAL && msg->type != IMAP_ARG_STRING)) {
+		append_release(j);
 		imap_tagged(s, tag, "BAD", "APPEND mailbox [(flags)] [date-time] message");
 		return;
 	}
-	if (msg->len == 0) {
-		imap_tagged(s, tag, "NO", "Empty message");
+	if (msg->len == 0 || msg->len > s->env->max_message_size) {
+		append_release(j);
+		if (msg->len == 0)
+			imap_tagged(s, tag, "NO", "Empty message");
+		else
+			imap_tagged(s, tag, "NO", "[TOOBIG] Message too big");
 		return;
 	}
-	if (msg->len > s->env->max_message_size) {
-		imap_tagged(s, tag, "NO", "[TOOBIG] Message too big");
-		return;
-	}
-	iov.iov_base = (void *)msg->s;
-	iov.iov_len = msg->len;
-	rc = store_mailbox_append(s->maildir, name, &iov, 1, flags, date, s->env->hostname, s->quota,
-				  &validity, &uid, &err);
-	if (rc != STORE_MB_OK) {
-		imap_store_error(s, tag, rc, "APPEND", err);
-		return;
-	}
-	if (s->state == IMAP_ST_SELECTED && strcmp(store_mailbox_name(s->mb), name) == 0)
-		imap_report_changes(s);
-	/* RFC 4315 3: APPENDUID */
-	imap_tagged(s, tag, "OK", "[APPENDUID %u %u] APPEND completed", validity, uid);
+	j->iov.iov_base = (void *)msg->s;
+	j->iov.iov_len = msg->len;
+	j->hostname = sp_xstrdup(s->env->hostname);
+	imap_run_job(s, tag, append_work, append_finish, append_release, j);
 }
 
 void imap_cmd_quota(struct imap_session *s, const struct imap_cmd *cmd, bool root)

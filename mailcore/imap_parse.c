@@ -72,6 +72,9 @@ enum imap_frame_result imap_frame(struct imap_framer *f, const uint8_t *buf, siz
 			if (f->literal_left > 0)
 				return IMAP_FRAME_NEED_MORE;
 			f->line_start = f->pos;
+			/* many literals in one command: bounded as a whole */
+			if (f->line_start > IMAP_COMMAND_MAX + (f->append ? max_append : 0))
+				return IMAP_FRAME_LINE_TOO_LONG;
 		}
 		crlf = NULL;
 		/* a CRLF may straddle the previous scan's end */

@@ -19,6 +19,7 @@ struct sctx {
 	bool dry;             /* syntax check only */
 	bool bad;
 	bool load_failed;
+	bool reads;           /* a key reads the message file (the dry run says) */
 };
 
 bool imap_contains_ci(const uint8_t *hay, size_t hlen, const char *needle, size_t nlen)
@@ -73,6 +74,9 @@ static const char *take_string(struct sctx *c, const struct imap_arg **ap, size_
 
 static bool load(struct sctx *c)
 {
+	c->reads = true;
+	if (c->dry)
+		return false;
 	if (imap_load_msg(c->s, c->idx, true) < 0) {
 		c->load_failed = true;
 		return false;
@@ -175,17 +179,31 @@ static bool eval_key(struct sctx *c, const struct imap_arg **ap, int depth)
 	if (imap_arg_is(k, "NEW"))
 		return m != NULL && m->recent && !(m->flags & STORE_F_SEEN);
 	if (imap_arg_is(k, "KEYWORD") || imap_arg_is(k, "UNKEYWORD")) {
-		/* no keywords are kept: KEYWORD never matches, UNKEYWORD always */
 		bool un = imap_arg_is(k, "UNKEYWORD");
+		const struct imap_arg *f = take(c, ap);
+		char name[STORE_KEYWORD_LEN + 1];
+		int slot;
 
-		take(c, ap);
-		return un;
+		/* RFC 3501 6.4.4: KEYWORD flag-keyword (an atom) */
+		if (f == NULL || f->type != IMAP_ARG_ATOM || !store_keyword_valid(f->s, f->len)) {
+			c->bad = true;
+			return false;
+		}
+		if (c->dry)
+			return false;
+		memcpy(name, f->s, f->len);
+		name[f->len] = '\0';
+		/* a keyword the mailbox does not know is set on no message */
+		slot = store_keywords_find(store_mailbox_keywords(c->s->mb), name);
+		return (slot >= 0 && (m->keywords & (1u << slot))) != un;
 	}
 	for (size_t i = 0; i < sizeof(hdr_keys) / sizeof(hdr_keys[0]); i++)
 		if (imap_arg_is(k, hdr_keys[i][0])) {
 			size_t len;
 			const char *str = take_string(c, ap, &len);
 
+			if (c->dry)
+				c->reads = true;
 			return str != NULL && !c->dry && header_contains(c, hdr_keys[i][1], str, len);
 		}
 	if (imap_arg_is(k, "HEADER")) {
@@ -199,6 +217,8 @@ static bool eval_key(struct sctx *c, const struct imap_arg **ap, int depth)
 			return false;
 		}
 		str = take_string(c, ap, &len);
+		if (c->dry)
+			c->reads = true;
 		return str != NULL && !c->dry && header_contains(c, field, str, len);
 	}
 	if (imap_arg_is(k, "BODY") || imap_arg_is(k, "TEXT")) {
@@ -206,7 +226,7 @@ static bool eval_key(struct sctx *c, const struct imap_arg **ap, int depth)
 		const char *str = take_string(c, ap, &len);
 		const struct mime_part *p;
 
-		if (str == NULL || c->dry || !load(c))
+		if (str == NULL || !load(c))
 			return false;
 		p = &c->s->cache.mime->parts[0];
 		if (imap_arg_is(k, "TEXT"))
@@ -225,8 +245,10 @@ static bool eval_key(struct sctx *c, const struct imap_arg **ap, int depth)
 			c->bad = true;
 			return false;
 		}
-		if (c->dry)
+		if (c->dry) {
+			c->reads |= sent;
 			return false;
+		}
 		if (sent) {
 			t = sent_day(c);
 			if (t < 0)
@@ -315,12 +337,56 @@ static bool eval_keys(struct sctx *c, const struct imap_arg *first, int depth)
 	return all;
 }
 
+/* The evaluation over every message: on the pool when a key reads message
+ * files (the dry run said so), else right here. */
+struct search_job {
+	char tag[IMAP_TAG_MAX + 1];
+	bool uid;
+	const struct imap_arg *first; /* in s->cmd: kept until the job ends */
+	uint32_t *hits;
+	size_t n_hits;
+};
+
+static void search_work(struct imap_session *s, void *arg)
+{
+	struct search_job *j = arg;
+	struct sctx c = {.s = s, .cmd = s->cmd};
+	size_t n = store_mailbox_count(s->mb);
+
+	j->hits = sp_xcalloc(n + 1, sizeof(*j->hits));
+	for (size_t i = 0; i < n; i++) {
+		c.idx = i;
+		if (eval_keys(&c, j->first, 0))
+			j->hits[j->n_hits++] = j->uid ? store_mailbox_msg(s->mb, i)->uid : (uint32_t)(i + 1);
+	}
+	imap_cache_clear(&s->cache);
+}
+
+static void search_finish(struct imap_session *s, void *arg)
+{
+	struct search_job *j = arg;
+
+	imap_out(s, "* SEARCH", sizeof("* SEARCH") - 1);
+	for (size_t i = 0; i < j->n_hits; i++)
+		imap_outf(s, " %u", j->hits[i]);
+	imap_out(s, "\r\n", sizeof("\r\n") - 1);
+	imap_tagged(s, j->tag, "OK", "%sSEARCH completed", j->uid ? "UID " : "");
+}
+
+static void search_release(void *arg)
+{
+	struct search_job *j = arg;
+
+	free(j->hits);
+	free(j);
+}
+
 void imap_cmd_search(struct imap_session *s, const struct imap_cmd *cmd)
 {
 	char tag[IMAP_TAG_MAX + 1];
 	const struct imap_arg *first = imap_cmd_arg(cmd, 0);
 	struct sctx c = {.s = s, .cmd = cmd, .dry = true};
-	size_t n = store_mailbox_count(s->mb);
+	struct search_job *j;
 
 	memcpy(tag, cmd->tag, cmd->tag_len);
 	tag[cmd->tag_len] = '\0';
@@ -343,14 +409,16 @@ void imap_cmd_search(struct imap_session *s, const struct imap_cmd *cmd)
 		imap_tagged(s, tag, "BAD", "Bad search key");
 		return;
 	}
-	c.dry = false;
-	imap_out(s, "* SEARCH", sizeof("* SEARCH") - 1);
-	for (size_t i = 0; i < n; i++) {
-		c.idx = i;
-		if (eval_keys(&c, first, 0))
-			imap_outf(s, " %u", cmd->uid ? store_mailbox_msg(s->mb, i)->uid : (uint32_t)(i + 1));
+	j = sp_xcalloc(1, sizeof(*j));
+	snprintf(j->tag, sizeof(j->tag), "%s", tag);
+	j->uid = cmd->uid;
+	j->first = first;
+	if (!c.reads) {
+		/* flags, dates, sizes, UIDs: all in the view, no I/O */
+		search_work(s, j);
+		search_finish(s, j);
+		search_release(j);
+		return;
 	}
-	imap_out(s, "\r\n", sizeof("\r\n") - 1);
-	imap_cache_clear(&s->cache);
-	imap_tagged(s, tag, "OK", "%sSEARCH completed", cmd->uid ? "UID " : "");
+	imap_run_job(s, tag, search_work, search_finish, search_release, j);
 }

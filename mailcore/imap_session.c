@@ -62,15 +62,19 @@ void imap_outf(struct imap_session *s, const char *fmt, ...)
 	va_list ap;
 	int n;
 
+	/* one formatting pass when it fits the room there is (most do) */
+	obuf_reserve(&s->out, 256);
 	va_start(ap, fmt);
-	n = vsnprintf(NULL, 0, fmt, ap);
+	n = vsnprintf((char *)s->out.data + s->out.len, s->out.cap - s->out.len, fmt, ap);
 	va_end(ap);
 	if (n < 0)
 		return;
-	obuf_reserve(&s->out, (size_t)n + 1);
-	va_start(ap, fmt);
-	vsnprintf((char *)s->out.data + s->out.len, (size_t)n + 1, fmt, ap);
-	va_end(ap);
+	if ((size_t)n >= s->out.cap - s->out.len) {
+		obuf_reserve(&s->out, (size_t)n + 1);
+		va_start(ap, fmt);
+		vsnprintf((char *)s->out.data + s->out.len, (size_t)n + 1, fmt, ap);
+		va_end(ap);
+	}
 	s->out.len += (size_t)n;
 }
 
@@ -100,13 +104,20 @@ void imap_out_string(struct imap_session *s, const char *str, size_t len)
 		imap_out(s, str, len);
 		return;
 	}
-	imap_out(s, "\"", sizeof("\"") - 1);
-	for (size_t i = 0; i < len; i++) {
-		if (str[i] == '"' || str[i] == '\\')
-			imap_out(s, "\\", sizeof("\\") - 1);
-		imap_out(s, str + i, 1);
+	/* at most two bytes out per byte in, and the quotes */
+	obuf_reserve(&s->out, 2 * len + 2);
+	{
+		uint8_t *o = s->out.data + s->out.len;
+
+		*o++ = '"';
+		for (size_t i = 0; i < len; i++) {
+			if (str[i] == '"' || str[i] == '\\')
+				*o++ = '\\';
+			*o++ = (uint8_t)str[i];
+		}
+		*o++ = '"';
+		s->out.len = (size_t)(o - s->out.data);
 	}
-	imap_out(s, "\"", sizeof("\"") - 1);
 }
 
 void imap_out_nstring(struct imap_session *s, const char *str)
@@ -117,8 +128,11 @@ void imap_out_nstring(struct imap_session *s, const char *str)
 		imap_out_string(s, str, strlen(str));
 }
 
-void imap_out_flags(struct imap_session *s, unsigned flags, bool recent)
+void imap_out_flags(struct imap_session *s, const struct store_msg *m)
 {
+	const struct store_keywords *kw = s->mb != NULL ? store_mailbox_keywords(s->mb) : NULL;
+	unsigned flags = m->flags;
+	bool recent = m->recent;
 	static const struct {
 		unsigned f;
 		const char *name;
@@ -134,12 +148,77 @@ void imap_out_flags(struct imap_session *s, unsigned flags, bool recent)
 		imap_outf(s, "%s%s", first ? "" : " ", names[i].name);
 		first = false;
 	}
-	if (recent)
+	if (recent) {
 		imap_outf(s, "%s\\Recent", first ? "" : " ");
+		first = false;
+	}
+	for (int i = 0; kw != NULL && i < STORE_KEYWORDS_MAX; i++) {
+		/* a letter without a name in dovecot-keywords is not shown */
+		if (!(m->keywords & (1u << i)) || kw->name[i] == NULL)
+			continue;
+		imap_outf(s, "%s%s", first ? "" : " ", kw->name[i]);
+		first = false;
+	}
 	imap_out(s, ")", sizeof(")") - 1);
 }
 
-int imap_parse_flags(const struct imap_cmd *cmd, const struct imap_arg *a, unsigned *flags_r)
+static uint32_t keyword_mask(const struct store_keywords *kw)
+{
+	uint32_t mask = 0;
+
+	for (int i = 0; i < STORE_KEYWORDS_MAX; i++)
+		if (kw->name[i] != NULL)
+			mask |= 1u << i;
+	return mask;
+}
+
+void imap_out_flag_lists(struct imap_session *s, bool always)
+{
+	static const char sys[] = "\\Answered \\Flagged \\Deleted \\Seen \\Draft";
+	const struct store_keywords *kw;
+	uint32_t mask;
+
+	if (s->mb == NULL)
+		return;
+	kw = store_mailbox_keywords(s->mb);
+	mask = keyword_mask(kw);
+	if (!always && mask == s->reported_kw)
+		return;
+	s->reported_kw = mask;
+	/* RFC 3501 7.2.6: FLAGS lists what the mailbox knows; 7.1 PERMANENTFLAGS
+	 * what can be kept, \* while a keyword slot is free */
+	imap_outf(s, "* FLAGS (%s", sys);
+	for (int i = 0; i < STORE_KEYWORDS_MAX; i++)
+		if (kw->name[i] != NULL)
+			imap_outf(s, " %s", kw->name[i]);
+	imap_out(s, ")\r\n", 3);
+	imap_out(s, "* OK [PERMANENTFLAGS (", sizeof("* OK [PERMANENTFLAGS (") - 1);
+	if (!s->read_only) {
+		imap_out(s, sys, sizeof(sys) - 1);
+		for (int i = 0; i < STORE_KEYWORDS_MAX; i++)
+			if (kw->name[i] != NULL)
+				imap_outf(s, " %s", kw->name[i]);
+		if (store_keywords_count(kw) < STORE_KEYWORDS_MAX)
+			imap_out(s, " \\*", 3);
+	}
+	imap_out(s, ")] Flags permitted\r\n", sizeof(")] Flags permitted\r\n") - 1);
+}
+
+/* A keyword named once more (case-insensitive) is counted once. */
+static int add_keyword(struct imap_keywords *kw, const char *name, size_t len)
+{
+	for (size_t i = 0; i < kw->n; i++)
+		if (strlen(kw->name[i]) == len && strncasecmp(kw->name[i], name, len) == 0)
+			return 0;
+	if (kw->n == STORE_KEYWORDS_MAX)
+		return -2;
+	memcpy(kw->name[kw->n], name, len);
+	kw->name[kw->n++][len] = '\0';
+	return 0;
+}
+
+int imap_parse_flags(const struct imap_cmd *cmd, const struct imap_arg *a, unsigned *flags_r,
+		     struct imap_keywords *kw)
 {
 	static const struct {
 		const char *name;
@@ -150,7 +229,6 @@ int imap_parse_flags(const struct imap_cmd *cmd, const struct imap_arg *a, unsig
 	const struct imap_arg *f;
 	bool list = a != NULL && a->type == IMAP_ARG_LIST;
 
-	*flags_r = 0;
 	if (a == NULL)
 		return -1;
 	for (f = list ? imap_arg_child(cmd, a) : a; f != NULL; f = list ? imap_arg_next(cmd, f) : NULL) {
@@ -167,7 +245,13 @@ int imap_parse_flags(const struct imap_cmd *cmd, const struct imap_arg *a, unsig
 		/* \Recent cannot be stored; other \-flags are unknown system flags */
 		if (!known && f->len > 0 && f->s[0] == '\\' && !imap_arg_is(f, "\\Recent"))
 			return -1;
-		/* keywords: accepted, not kept (PERMANENTFLAGS lists none) */
+		if (!known && f->len > 0 && f->s[0] != '\\') {
+			/* RFC 3501 9: flag-keyword = atom */
+			if (!store_keyword_valid(f->s, f->len))
+				return -1;
+			if (add_keyword(kw, f->s, f->len) < 0)
+				return -2;
+		}
 	}
 	return 0;
 }
@@ -177,7 +261,8 @@ int imap_parse_flags(const struct imap_cmd *cmd, const struct imap_arg *a, unsig
 /* The one place the state changes. */
 static void set_state(struct imap_session *s, enum imap_state to, const char *why)
 {
-	if (to != IMAP_ST_SELECTED && s->mb != NULL) {
+	/* a store job may be using the mailbox: it closes when the job ends */
+	if (to != IMAP_ST_SELECTED && s->mb != NULL && s->job == NULL) {
 		imap_fetch_clear(&s->fetch);
 		imap_cache_clear(&s->cache);
 		store_mailbox_close(&s->mb);
@@ -220,6 +305,9 @@ static void out_capabilities(struct imap_session *s)
 			imap_out(s, " AUTH=PLAIN", sizeof(" AUTH=PLAIN") - 1);
 		if (has_client_cert(s))
 			imap_out(s, " AUTH=EXTERNAL", sizeof(" AUTH=EXTERNAL") - 1);
+		/* RFC 2221 3: logins may be referred to the user's mailHost */
+		if (strcmp(dir_backend_name(s->dir), "ldap") == 0)
+			imap_out(s, " LOGIN-REFERRALS", sizeof(" LOGIN-REFERRALS") - 1);
 	}
 }
 
@@ -231,14 +319,56 @@ static bool is_admin(const struct imap_session *s, const char *user)
 	return false;
 }
 
-/* After the identity is settled: the per-user checks, then AUTHENTICATED. */
+/* The user's mailbox is on another store host (mailHost): RFC 2221 login
+ * referral, we do not proxy. LOGIN / AUTHENTICATE (4.1): the tagged NO
+ * with [REFERRAL imap://user;AUTH=*@host/] (RFC 2192 URL, the user
+ * %-encoded); the client logs in there with the same credentials.
+ * PREAUTH has no command to answer: RFC 2221 4.2, an untagged BYE with
+ * the referral at connection start, and the connection closes. */
+static void login_referral(struct imap_session *s, const char *tag, const struct dir_record *u,
+			   const char *how)
+{
+	static const char ok_chars[] = "-._~!$&'()*+,=";
+	const char *host = dir_remote_mailhost(s->dir, u);
+	char user[3 * DIR_ADDR_MAX + 1];
+	size_t o = 0;
+
+	for (const unsigned char *p = (const unsigned char *)u->address; *p != '\0'; p++) {
+		if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+		    strchr(ok_chars, *p) != NULL)
+			user[o++] = (char)*p;
+		else
+			o += (size_t)snprintf(user + o, sizeof(user) - o, "%%%02X", *p);
+	}
+	user[o] = '\0';
+	sp_log(SP_LOG_INFO, "imap_login", "client=%s user=%s method=%s result=referral mailhost=%s",
+	       s->client_ip, u->address, how, host);
+	if (tag != NULL) {
+		imap_tagged(s, tag, "NO", "[REFERRAL imap://%s;AUTH=*@%s/] Mailbox is on %s", user, host,
+			    host);
+		return;
+	}
+	imap_outf(s, "* BYE [REFERRAL imap://%s;AUTH=*@%s/] Mailbox is on %s\r\n", user, host, host);
+	set_state(s, IMAP_ST_LOGOUT, "referral");
+}
+
+/* After the identity is settled: the per-user checks, then AUTHENTICATED
+ * (or a referral to the user's mailHost). */
 static bool login_as(struct imap_session *s, const char *tag, const struct dir_record *u,
 		     const char *how)
 {
 	char path[4096];
+	struct filter_query q = {
+		.service = "imap",
+		.client = (const struct sockaddr *)&s->client,
+		.client_name = s->client_name,
+		.client_name_verified = s->client_name_verified,
+		.user = u->address,
+		.server = (const struct sockaddr *)&s->local,
+		.server_name = s->env->hostname,
+	};
 
-	if (!dir_service_allowed(u, "imap", (const struct sockaddr *)&s->client,
-				 (const struct sockaddr *)&s->local)) {
+	if (!dir_service_allowed(u, &q)) {
 		/* refused like a wrong password: the client learns nothing more */
 		sp_log(SP_LOG_NOTICE, "imap_login",
 		       "client=%s user=%s method=%s result=refused why=\"service not allowed for user\"",
@@ -246,15 +376,6 @@ static bool login_as(struct imap_session *s, const char *tag, const struct dir_r
 		return false;
 	}
 	if (s->env->filter != NULL) {
-		struct filter_query q = {
-			.service = "imap",
-			.client = (const struct sockaddr *)&s->client,
-			.client_name = s->client_name,
-			.client_name_verified = s->client_name_verified,
-			.user = u->address,
-			.server = (const struct sockaddr *)&s->local,
-			.server_name = s->env->hostname,
-		};
 		struct filter_decision d;
 
 		filter_eval(s->env->filter, &q, &d);
@@ -265,6 +386,10 @@ static bool login_as(struct imap_session *s, const char *tag, const struct dir_r
 				imap_tagged(s, tag, "NO", "[AUTHORIZATIONFAILED] Access denied");
 			return true; /* answered */
 		}
+	}
+	if (dir_remote_mailhost(s->dir, u) != NULL) {
+		login_referral(s, tag, u, how);
+		return true;
 	}
 	if (store_maildir_path(s->env->store_root, u->address, path, sizeof(path)) < 0) {
 		if (tag != NULL)
@@ -307,6 +432,8 @@ static void greet(struct imap_session *s, const struct dir_record *u)
 		imap_outf(s, "] %s IMAP4rev1 server, logged in as %s\r\n", s->env->hostname, s->user);
 		return;
 	}
+	if (s->state == IMAP_ST_LOGOUT)
+		return; /* referred elsewhere (BYE [REFERRAL]) */
 	imap_out(s, "* OK [CAPABILITY ", sizeof("* OK [CAPABILITY ") - 1);
 	out_capabilities(s);
 	imap_outf(s, "] %s IMAP4rev1 server ready\r\n", s->env->hostname);
@@ -561,6 +688,7 @@ void imap_report_store_changes(struct imap_session *s, const struct store_change
 {
 	size_t n = store_mailbox_count(s->mb);
 
+	imap_out_flag_lists(s, false); /* keywords another session named */
 	for (size_t i = 0; i < ch->n_expunged; i++) {
 		imap_outf(s, "* %u EXPUNGE\r\n", ch->expunged[i]);
 		if (s->reported_exists > 0)
@@ -580,7 +708,7 @@ void imap_report_store_changes(struct imap_session *s, const struct store_change
 		if (m == NULL)
 			continue;
 		imap_outf(s, "* %u FETCH (FLAGS ", ch->changed[i]);
-		imap_out_flags(s, m->flags, m->recent);
+		imap_out_flags(s, m);
 		imap_outf(s, " UID %u)\r\n", m->uid);
 	}
 }
@@ -674,6 +802,11 @@ void imap_store_error(struct imap_session *s, const char *tag, enum store_mb_res
 	case STORE_MB_INBOX:
 		imap_tagged(s, tag, "NO", "[CANNOT] %s: not allowed on INBOX", what);
 		break;
+	case STORE_MB_LIMIT:
+		/* RFC 5530 3: a hard limit; Maildir names 26 keywords a mailbox */
+		imap_tagged(s, tag, "NO", "[LIMIT] %s: too many keywords in this mailbox (at most %d)",
+			    what, STORE_KEYWORDS_MAX);
+		break;
 	default:
 		sp_log(SP_LOG_ERR, "imap_store", "user=%s op=%s why=\"%s\"", s->user, what,
 		       error != NULL ? error : "?");
@@ -723,10 +856,8 @@ static void cmd_select(struct imap_session *s, const struct imap_cmd *cmd, const
 		if (first_unseen == 0 && !(m->flags & STORE_F_SEEN))
 			first_unseen = i + 1;
 	}
-	imap_outf(s, "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft)\r\n"
-		     "* OK [PERMANENTFLAGS (%s)] Limited\r\n"
-		     "* %zu EXISTS\r\n* %u RECENT\r\n",
-		  examine ? "" : "\\Answered \\Flagged \\Deleted \\Seen \\Draft", n, recent);
+	imap_out_flag_lists(s, true);
+	imap_outf(s, "* %zu EXISTS\r\n* %u RECENT\r\n", n, recent);
 	if (first_unseen > 0)
 		imap_outf(s, "* OK [UNSEEN %zu] First unseen\r\n", first_unseen);
 	imap_outf(s, "* OK [UIDVALIDITY %u] UIDs valid\r\n* OK [UIDNEXT %u] Predicted next UID\r\n",
@@ -744,135 +875,238 @@ static bool want_in_set(uint32_t uid, void *arg)
 	return imap_seqset_contains(set, uid, UINT32_MAX - 1);
 }
 
-static void cmd_expunge(struct imap_session *s, const struct imap_cmd *cmd, const char *tag,
-			bool silent)
-{
-	struct store_changes ch;
-	struct imap_seqset *set = NULL;
-	char *err = NULL;
+/* EXPUNGE, UID EXPUNGE (RFC 4315 2.1) and CLOSE's silent expunge (RFC
+ * 3501 6.4.2): unlinks, the directory's fsync and the UID list on the pool. */
+struct expunge_job {
+	char tag[IMAP_TAG_MAX + 1];
+	struct imap_seqset *set;  /* UID EXPUNGE's, or NULL */
+	bool uid, close;
 	enum store_mb_result rc;
+	char *err;
+	struct store_changes ch;
+};
 
-	if (s->read_only) {
-		if (!silent)
-			imap_tagged(s, tag, "NO", "[READ-ONLY] Mailbox is read-only");
+static void expunge_work(struct imap_session *s, void *arg)
+{
+	struct expunge_job *j = arg;
+
+	imap_cache_clear(&s->cache);
+	j->rc = store_mailbox_expunge(s->mb, j->set != NULL ? want_in_set : NULL, j->set, &j->ch,
+				      &j->err);
+}
+
+static void expunge_finish(struct imap_session *s, void *arg)
+{
+	struct expunge_job *j = arg;
+
+	if (j->close) {
+		/* no EXPUNGE responses; the mailbox is closed whatever happened */
+		if (j->rc != STORE_MB_OK)
+			sp_log(SP_LOG_ERR, "imap_store", "user=%s op=CLOSE why=\"%s\"", s->user,
+			       j->err != NULL ? j->err : "?");
+		set_state(s, IMAP_ST_AUTHENTICATED, "CLOSE");
+		imap_tagged(s, j->tag, "OK", "CLOSE completed");
 		return;
 	}
+	/* what left the view is reported even when the UID list failed after */
+	for (size_t i = 0; i < j->ch.n_expunged; i++)
+		imap_outf(s, "* %u EXPUNGE\r\n", j->ch.expunged[i]);
+	s->reported_exists -= (uint32_t)j->ch.n_expunged;
+	if (j->rc != STORE_MB_OK) {
+		imap_store_error(s, j->tag, j->rc, "EXPUNGE", j->err);
+		j->err = NULL;
+		return;
+	}
+	imap_report_changes(s);
+	imap_tagged(s, j->tag, "OK", "%sEXPUNGE completed", j->uid ? "UID " : "");
+}
+
+static void expunge_release(void *arg)
+{
+	struct expunge_job *j = arg;
+
+	free(j->set);
+	free(j->err);
+	free(j);
+}
+
+static void cmd_expunge(struct imap_session *s, const struct imap_cmd *cmd, const char *tag,
+			bool close)
+{
+	struct expunge_job *j;
+
+	if (s->read_only) {
+		if (close) {
+			set_state(s, IMAP_ST_AUTHENTICATED, "CLOSE");
+			imap_tagged(s, tag, "OK", "CLOSE completed");
+		} else {
+			imap_tagged(s, tag, "NO", "[READ-ONLY] Mailbox is read-only");
+		}
+		return;
+	}
+	j = sp_xcalloc(1, sizeof(*j));
+	snprintf(j->tag, sizeof(j->tag), "%s", tag);
+	j->close = close;
 	if (cmd != NULL && cmd->uid) {
 		const struct imap_arg *a = imap_cmd_arg(cmd, 0);
+		size_t n = store_mailbox_count(s->mb);
+		uint32_t max = n > 0 ? store_mailbox_msg(s->mb, n - 1)->uid : 0;
 
 		/* RFC 4315 2.1 UID EXPUNGE: '*' is the largest UID in use */
-		set = sp_xmalloc(sizeof(*set));
+		j->uid = true;
+		j->set = sp_xmalloc(sizeof(*j->set));
 		if (cmd->n_args != 1 || a->type != IMAP_ARG_ATOM ||
-		    imap_parse_seqset(a->s, a->len, set) < 0) {
-			free(set);
+		    imap_parse_seqset(a->s, a->len, j->set) < 0) {
+			expunge_release(j);
 			imap_tagged(s, tag, "BAD", "UID EXPUNGE uid-set");
 			return;
 		}
-		{
-			size_t n = store_mailbox_count(s->mb);
-			uint32_t max = n > 0 ? store_mailbox_msg(s->mb, n - 1)->uid : 0;
-
-			for (size_t r = 0; r < set->n; r++) {
-				if (set->r[r].lo == UINT32_MAX)
-					set->r[r].lo = max;
-				if (set->r[r].hi == UINT32_MAX)
-					set->r[r].hi = max;
-			}
+		for (size_t r = 0; r < j->set->n; r++) {
+			if (j->set->r[r].lo == UINT32_MAX)
+				j->set->r[r].lo = max;
+			if (j->set->r[r].hi == UINT32_MAX)
+				j->set->r[r].hi = max;
 		}
 	}
+	imap_run_job(s, tag, expunge_work, expunge_finish, expunge_release, j);
+}
+
+/* STORE (RFC 3501 6.4.6): keyword slots and the renames on the pool. */
+struct store_job {
+	char tag[IMAP_TAG_MAX + 1];
+	int mode;                  /* 0 replace, 1 add, -1 remove */
+	bool silent, uid;
+	unsigned flags;
+	struct imap_keywords kw;
+	size_t *idx, n;
+	bool *done;                /* per message: its flags were set */
+	enum store_mb_result rc;   /* of the keyword slots: nothing stored unless OK */
+	char *err;
+};
+
+static void store_work(struct imap_session *s, void *arg)
+{
+	struct store_job *j = arg;
+	uint32_t kwmask = 0;
+
+	for (size_t i = 0; i < j->kw.n; i++) {
+		int slot;
+		enum store_mb_result rc = store_mailbox_keyword_slot(s->mb, j->kw.name[i], j->mode >= 0,
+								     &slot, &j->err);
+
+		if (rc == STORE_MB_NOTFOUND && j->mode < 0) {
+			free(j->err); /* removing a keyword nobody has */
+			j->err = NULL;
+			continue;
+		}
+		if (rc != STORE_MB_OK) {
+			j->rc = rc;
+			return;
+		}
+		kwmask |= 1u << slot;
+	}
+	for (size_t i = 0; i < j->n; i++) {
+		const struct store_msg *m = store_mailbox_msg(s->mb, j->idx[i]);
+		unsigned nf = j->mode == 0 ? j->flags
+			      : j->mode > 0 ? (m->flags | j->flags) : (m->flags & ~j->flags);
+		uint32_t nk = j->mode == 0 ? kwmask
+			      : j->mode > 0 ? (m->keywords | kwmask) : (m->keywords & ~kwmask);
+		char *err = NULL;
+
+		/* expunged elsewhere: reported at the next sync */
+		j->done[i] = store_mailbox_set_flags_kw(s->mb, j->idx[i], nf, nk, &err) == STORE_MB_OK;
+		free(err);
+	}
 	imap_cache_clear(&s->cache);
-	rc = store_mailbox_expunge(s->mb, set != NULL ? want_in_set : NULL, set, &ch, &err);
-	free(set);
-	if (rc != STORE_MB_OK) {
-		if (!silent)
-			imap_store_error(s, tag, rc, "EXPUNGE", err);
-		else
-			free(err);
+}
+
+static void store_finish(struct imap_session *s, void *arg)
+{
+	struct store_job *j = arg;
+
+	if (j->rc != STORE_MB_OK) {
+		imap_store_error(s, j->tag, j->rc, "STORE", j->err);
+		j->err = NULL;
 		return;
 	}
-	if (!silent) {
-		for (size_t i = 0; i < ch.n_expunged; i++)
-			imap_outf(s, "* %u EXPUNGE\r\n", ch.expunged[i]);
-		s->reported_exists -= (uint32_t)ch.n_expunged;
+	imap_out_flag_lists(s, false); /* a keyword new to the mailbox */
+	for (size_t i = 0; i < j->n; i++) {
+		const struct store_msg *m = store_mailbox_msg(s->mb, j->idx[i]);
+
+		if (!j->done[i] || (j->silent && !j->uid))
+			continue;
+		imap_outf(s, "* %zu FETCH (", j->idx[i] + 1);
+		if (!j->silent) {
+			imap_out(s, "FLAGS ", sizeof("FLAGS ") - 1);
+			imap_out_flags(s, m);
+		}
+		if (j->uid)
+			imap_outf(s, "%sUID %u", j->silent ? "" : " ", m->uid);
+		imap_out(s, ")\r\n", sizeof(")\r\n") - 1);
 	}
+	imap_tagged(s, j->tag, "OK", "%sSTORE completed", j->uid ? "UID " : "");
+}
+
+static void store_release(void *arg)
+{
+	struct store_job *j = arg;
+
+	free(j->idx);
+	free(j->done);
+	free(j->err);
+	free(j);
 }
 
 static void cmd_store(struct imap_session *s, const struct imap_cmd *cmd, const char *tag)
 {
 	const struct imap_arg *item = imap_cmd_arg(cmd, 1);
-	size_t *idx, n;
-	unsigned flags;
-	int mode; /* 0 replace, 1 add, -1 remove */
-	bool silent;
+	struct store_job *j;
 	char word[32];
-	int rc;
+	int rc = 0;
 
 	if (cmd->n_args < 3 || item == NULL || item->type != IMAP_ARG_ATOM || item->len >= sizeof(word)) {
 		imap_tagged(s, tag, "BAD", "STORE set [+|-]FLAGS[.SILENT] (flags)");
 		return;
 	}
+	j = sp_xcalloc(1, sizeof(*j));
+	snprintf(j->tag, sizeof(j->tag), "%s", tag);
+	j->uid = cmd->uid;
 	memcpy(word, item->s, item->len);
 	word[item->len] = '\0';
-	mode = word[0] == '+' ? 1 : word[0] == '-' ? -1 : 0;
-	if (strcasecmp(word + (mode != 0), "FLAGS") == 0)
-		silent = false;
-	else if (strcasecmp(word + (mode != 0), "FLAGS.SILENT") == 0)
-		silent = true;
-	else {
+	j->mode = word[0] == '+' ? 1 : word[0] == '-' ? -1 : 0;
+	if (strcasecmp(word + (j->mode != 0), "FLAGS") == 0) {
+		j->silent = false;
+	} else if (strcasecmp(word + (j->mode != 0), "FLAGS.SILENT") == 0) {
+		j->silent = true;
+	} else {
+		store_release(j);
 		imap_tagged(s, tag, "BAD", "Unknown STORE item");
 		return;
 	}
-	if (cmd->n_args == 3) {
-		if (imap_parse_flags(cmd, imap_cmd_arg(cmd, 2), &flags) < 0) {
+	/* "(\Seen $Junk)", or flags without parentheses: "STORE 1 +FLAGS \Seen \Deleted" */
+	for (size_t i = 2; i < cmd->n_args && rc == 0; i++)
+		rc = imap_parse_flags(cmd, imap_cmd_arg(cmd, i), &j->flags, &j->kw);
+	if (rc < 0) {
+		store_release(j);
+		if (rc == -2)
+			imap_tagged(s, tag, "NO", "[LIMIT] STORE: at most %d keywords", STORE_KEYWORDS_MAX);
+		else
 			imap_tagged(s, tag, "BAD", "Bad flag list");
-			return;
-		}
-	} else {
-		/* flags without parentheses: "STORE 1 +FLAGS \Seen \Deleted" */
-		flags = 0;
-		for (size_t i = 2; i < cmd->n_args; i++) {
-			unsigned f;
-
-			if (imap_parse_flags(cmd, imap_cmd_arg(cmd, i), &f) < 0) {
-				imap_tagged(s, tag, "BAD", "Bad flag list");
-				return;
-			}
-			flags |= f;
-		}
+		return;
 	}
 	if (s->read_only) {
+		store_release(j);
 		imap_tagged(s, tag, "NO", "[READ-ONLY] Mailbox is read-only");
 		return;
 	}
-	rc = imap_resolve_set(s, imap_cmd_arg(cmd, 0), cmd->uid, &idx, &n);
+	rc = imap_resolve_set(s, imap_cmd_arg(cmd, 0), cmd->uid, &j->idx, &j->n);
 	if (rc < 0) {
+		store_release(j);
 		imap_tagged(s, tag, "BAD", rc == -2 ? "Invalid message sequence number" : "Bad message set");
 		return;
 	}
-	for (size_t i = 0; i < n; i++) {
-		const struct store_msg *m = store_mailbox_msg(s->mb, idx[i]);
-		unsigned nf = mode == 0 ? flags : mode > 0 ? (m->flags | flags) : (m->flags & ~flags);
-		char *err = NULL;
-
-		if (store_mailbox_set_flags(s->mb, idx[i], nf, &err) != STORE_MB_OK) {
-			free(err);
-			continue; /* expunged elsewhere: reported at the next sync */
-		}
-		m = store_mailbox_msg(s->mb, idx[i]);
-		if (!silent || cmd->uid) {
-			imap_outf(s, "* %zu FETCH (", idx[i] + 1);
-			if (!silent) {
-				imap_out(s, "FLAGS ", sizeof("FLAGS ") - 1);
-				imap_out_flags(s, m->flags, m->recent);
-			}
-			if (cmd->uid)
-				imap_outf(s, "%sUID %u", silent ? "" : " ", m->uid);
-			imap_out(s, ")\r\n", sizeof(")\r\n") - 1);
-		}
-	}
-	free(idx);
-	imap_cache_clear(&s->cache);
-	imap_tagged(s, tag, "OK", "%sSTORE completed", cmd->uid ? "UID " : "");
+	j->done = sp_xcalloc(j->n + 1, sizeof(*j->done));
+	imap_run_job(s, tag, store_work, store_finish, store_release, j);
 }
 
 /* UID list "1,3:5" in COPYUID form, compressed into ranges. */
@@ -899,50 +1133,90 @@ static void out_uid_list(struct imap_session *s, const uint32_t *u, size_t n)
 	}
 }
 
+/* COPY (RFC 3501 6.4.7, COPYUID RFC 4315 3): links or copies, fsyncs and
+ * the destination's UID list on the pool. */
+struct copy_job {
+	char tag[IMAP_TAG_MAX + 1];
+	char dest[STORE_MAILBOX_NAME_MAX + 1];
+	char *hostname;            /* a copy: env may be gone when the job runs */
+	bool uid;
+	size_t *idx, n;
+	uint32_t validity, *dst;
+	enum store_mb_result rc;
+	char *err;
+};
+
+static void copy_work(struct imap_session *s, void *arg)
+{
+	struct copy_job *j = arg;
+
+	j->rc = j->n == 0 ? STORE_MB_OK
+			  : store_mailbox_copy(s->mb, j->idx, j->n, s->maildir, j->dest, j->hostname,
+					       s->quota, &j->validity, j->dst, &j->err);
+}
+
+static void copy_finish(struct imap_session *s, void *arg)
+{
+	struct copy_job *j = arg;
+	uint32_t *src;
+	size_t k = 0;
+
+	if (j->rc != STORE_MB_OK) {
+		imap_store_error(s, j->tag, j->rc, "COPY", j->err);
+		j->err = NULL;
+		return;
+	}
+	src = sp_xcalloc(j->n + 1, sizeof(*src));
+	for (size_t i = 0; i < j->n; i++)
+		if (j->dst[i] != 0) {
+			src[k] = store_mailbox_msg(s->mb, j->idx[i])->uid;
+			j->dst[k++] = j->dst[i];
+		}
+	if (k > 0) {
+		/* RFC 4315 3: COPYUID */
+		imap_outf(s, "%s OK [COPYUID %u ", j->tag, j->validity);
+		out_uid_list(s, src, k);
+		imap_out(s, " ", sizeof(" ") - 1);
+		out_uid_list(s, j->dst, k);
+		imap_outf(s, "] %sCOPY completed\r\n", j->uid ? "UID " : "");
+	} else {
+		imap_tagged(s, j->tag, "OK", "%sCOPY completed", j->uid ? "UID " : "");
+	}
+	free(src);
+}
+
+static void copy_release(void *arg)
+{
+	struct copy_job *j = arg;
+
+	free(j->hostname);
+	free(j->idx);
+	free(j->dst);
+	free(j->err);
+	free(j);
+}
+
 static void cmd_copy(struct imap_session *s, const struct imap_cmd *cmd, const char *tag)
 {
-	char dest[STORE_MAILBOX_NAME_MAX + 1], *err = NULL;
-	size_t *idx, n, k = 0;
-	uint32_t validity = 0, *dst, *src;
-	enum store_mb_result rc;
+	struct copy_job *j = sp_xcalloc(1, sizeof(*j));
 	int r;
 
-	if (cmd->n_args != 2 || imap_mailbox_arg(imap_cmd_arg(cmd, 1), dest, sizeof(dest)) < 0) {
+	if (cmd->n_args != 2 || imap_mailbox_arg(imap_cmd_arg(cmd, 1), j->dest, sizeof(j->dest)) < 0) {
+		copy_release(j);
 		imap_tagged(s, tag, "BAD", "COPY set mailbox");
 		return;
 	}
-	r = imap_resolve_set(s, imap_cmd_arg(cmd, 0), cmd->uid, &idx, &n);
+	r = imap_resolve_set(s, imap_cmd_arg(cmd, 0), cmd->uid, &j->idx, &j->n);
 	if (r < 0) {
+		copy_release(j);
 		imap_tagged(s, tag, "BAD", r == -2 ? "Invalid message sequence number" : "Bad message set");
 		return;
 	}
-	dst = sp_xcalloc(n + 1, sizeof(*dst));
-	src = sp_xcalloc(n + 1, sizeof(*src));
-	rc = n == 0 ? STORE_MB_OK
-		    : store_mailbox_copy(s->mb, idx, n, s->maildir, dest, s->env->hostname, s->quota,
-					 &validity, dst, &err);
-	if (rc != STORE_MB_OK) {
-		imap_store_error(s, tag, rc, "COPY", err);
-	} else {
-		for (size_t i = 0; i < n; i++)
-			if (dst[i] != 0) {
-				src[k] = store_mailbox_msg(s->mb, idx[i])->uid;
-				dst[k++] = dst[i];
-			}
-		if (k > 0) {
-			/* RFC 4315 3: COPYUID */
-			imap_outf(s, "%s OK [COPYUID %u ", tag, validity);
-			out_uid_list(s, src, k);
-			imap_out(s, " ", sizeof(" ") - 1);
-			out_uid_list(s, dst, k);
-			imap_outf(s, "] %sCOPY completed\r\n", cmd->uid ? "UID " : "");
-		} else {
-			imap_tagged(s, tag, "OK", "%sCOPY completed", cmd->uid ? "UID " : "");
-		}
-	}
-	free(idx);
-	free(dst);
-	free(src);
+	snprintf(j->tag, sizeof(j->tag), "%s", tag);
+	j->uid = cmd->uid;
+	j->hostname = sp_xstrdup(s->env->hostname);
+	j->dst = sp_xcalloc(j->n + 1, sizeof(*j->dst));
+	imap_run_job(s, tag, copy_work, copy_finish, copy_release, j);
 }
 
 static void cmd_enable(struct imap_session *s, const struct imap_cmd *cmd, const char *tag)
@@ -1131,8 +1405,6 @@ static void run_command(struct imap_session *s, struct imap_cmd *cmd)
 	case C_CLOSE:
 		/* RFC 3501 6.4.2: expunge silently (not when read-only), no EXPUNGE responses */
 		cmd_expunge(s, NULL, tag, true);
-		set_state(s, IMAP_ST_AUTHENTICATED, "CLOSE");
-		imap_tagged(s, tag, "OK", "CLOSE completed");
 		break;
 	case C_UNSELECT:
 		set_state(s, IMAP_ST_AUTHENTICATED, "UNSELECT");
@@ -1140,9 +1412,6 @@ static void run_command(struct imap_session *s, struct imap_cmd *cmd)
 		break;
 	case C_EXPUNGE:
 		cmd_expunge(s, cmd, tag, false);
-		if (s->state == IMAP_ST_SELECTED)
-			imap_report_changes(s);
-		imap_tagged(s, tag, "OK", "%sEXPUNGE completed", cmd->uid ? "UID " : "");
 		break;
 	case C_SEARCH:
 		/* RFC 3501 7.4.1: no EXPUNGE during FETCH, STORE, SEARCH */
@@ -1161,6 +1430,14 @@ static void run_command(struct imap_session *s, struct imap_cmd *cmd)
 }
 
 /* ------------------------------------------------------------- input */
+
+static void consume_input(struct imap_session *s, size_t n);
+
+void imap_input_consume(struct imap_session *s, size_t n)
+{
+	if (n > 0)
+		consume_input(s, n);
+}
 
 static void consume_input(struct imap_session *s, size_t n)
 {
@@ -1213,7 +1490,8 @@ static bool output_full(const struct imap_session *s)
 
 void imap_session_process(struct imap_session *s)
 {
-	while (s->req == NULL && !s->greeting_pending && !s->want_close && !s->want_starttls && !output_full(s)) {
+	while (s->req == NULL && s->job == NULL && !s->greeting_pending && !s->want_close &&
+	       !s->want_starttls && !output_full(s)) {
 		enum imap_frame_result fr;
 		size_t len, consumed;
 		uint64_t lit;
@@ -1293,6 +1571,11 @@ void imap_session_process(struct imap_session *s)
 			} else {
 				run_command(s, s->cmd);
 			}
+			if (s->job != NULL) {
+				/* the job reads the command's bytes: let go of them when it ends */
+				s->job->consume = consumed;
+				break;
+			}
 			consume_input(s, consumed);
 			if (s->want_starttls)
 				s->in_len = 0;
@@ -1305,10 +1588,15 @@ size_t imap_session_input_room(const struct imap_session *s)
 	size_t limit = IMAP_INBUF_CAP;
 
 	if (s->want_close || s->want_starttls || output_full(s) || s->fetch.active || s->req != NULL ||
-	    s->greeting_pending)
+	    s->job != NULL || s->greeting_pending)
 		return 0;
+	/* room for the literal being read plus a line; after a literal, a
+	 * line counted from where it starts (the command's earlier literals
+	 * are bounded by the framer: IMAP_COMMAND_MAX) */
 	if (s->framer.literal_left > 0)
 		limit = s->framer.pos + (size_t)s->framer.literal_left + IMAP_INBUF_CAP;
+	else
+		limit = s->framer.line_start + IMAP_INBUF_CAP;
 	return s->in_len < limit ? limit - s->in_len : 0;
 }
 
@@ -1453,8 +1741,32 @@ void imap_session_free(struct imap_session **sp)
 
 	if (s == NULL)
 		return;
+	*sp = NULL;
 	dir_req_cancel(s->req);
+	s->req = NULL;
 	dir_unref(&s->dir);
+	if (s->job != NULL) {
+		/* a store job still uses the mailbox, the input, the cache: they
+		 * go when it ends (imap_job.c); the connection and env go now */
+		s->gone = true;
+		s->resume = NULL;
+		s->env = NULL;
+		return;
+	}
+	imap_session_destroy(s);
+}
+
+void imap_close_deferred(struct imap_session *s)
+{
+	if (s->state != IMAP_ST_SELECTED && s->mb != NULL && s->job == NULL) {
+		imap_fetch_clear(&s->fetch);
+		imap_cache_clear(&s->cache);
+		store_mailbox_close(&s->mb);
+	}
+}
+
+void imap_session_destroy(struct imap_session *s)
+{
 	imap_fetch_clear(&s->fetch);
 	imap_cache_clear(&s->cache);
 	store_mailbox_close(&s->mb);
@@ -1463,7 +1775,6 @@ void imap_session_free(struct imap_session **sp)
 	free(s->cmd);
 	free(s->out.data);
 	free(s);
-	*sp = NULL;
 }
 
 const struct imap_env *imap_session_env(const struct imap_session *s)

@@ -37,6 +37,11 @@ struct mime_message {
  * header). Never fails: anything malformed becomes a leaf. */
 void mime_parse(const uint8_t *msg, size_t len, struct mime_message *m);
 
+/* Where the header of msg[0..len) ends (after its empty line): true and
+ * *end_r; false if no empty line is in the bytes given (*end_r = len), as
+ * when only a prefix of the message was read. Pure. */
+bool mime_header_end(const uint8_t *msg, size_t len, size_t *end_r);
+
 /* Resolves IMAP part numbers (RFC 3501 6.4.5) "2.1" -> a part index, or -1. */
 int mime_find_part(const struct mime_message *m, const uint32_t *nums, size_t n);
 

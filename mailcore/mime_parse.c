@@ -6,30 +6,57 @@
 
 #include "mailcore/mime.h"
 
+/* Bytes before the next LF in p[0..len), or len. */
+static size_t strcspn_lf(const uint8_t *p, size_t len)
+{
+	const uint8_t *lf = memchr(p, '\n', len);
+
+	return lf != NULL ? (size_t)(lf - p) : len;
+}
+
 struct mctx {
 	const uint8_t *msg;
 	struct mime_message *m;
 };
 
-/* End of the header: the offset after the empty line, or len. */
-static size_t header_end(const uint8_t *msg, size_t start, size_t end)
+/* End of the header: the offset after the empty line, or end if there is
+ * none in [start, end) (*found_r false). */
+static size_t header_scan(const uint8_t *msg, size_t start, size_t end, bool *found_r)
 {
 	size_t i = start;
 
+	*found_r = true;
 	/* an empty header: the part starts with the empty line */
 	if (end - start >= 2 && msg[start] == '\r' && msg[start + 1] == '\n')
 		return start + 2;
 	if (end - start >= 1 && msg[start] == '\n')
 		return start + 1;
 	for (; i < end; i++) {
-		if (msg[i] != '\n')
-			continue;
+		i += strcspn_lf(msg + i, end - i);
+		if (i >= end)
+			break;
 		if (i + 1 < end && msg[i + 1] == '\n')
 			return i + 2;
 		if (i + 2 < end && msg[i + 1] == '\r' && msg[i + 2] == '\n')
 			return i + 3;
 	}
+	*found_r = false;
 	return end;
+}
+
+static size_t header_end(const uint8_t *msg, size_t start, size_t end)
+{
+	bool found;
+
+	return header_scan(msg, start, end, &found);
+}
+
+bool mime_header_end(const uint8_t *msg, size_t len, size_t *end_r)
+{
+	bool found;
+
+	*end_r = header_scan(msg, 0, len, &found);
+	return found;
 }
 
 static uint32_t count_lines(const uint8_t *p, size_t len)

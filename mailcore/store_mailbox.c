@@ -27,6 +27,7 @@ struct store_mailbox {
 	bool read_only;
 	int lock_fd;
 	uint32_t uidvalidity, uidnext;
+	struct store_keywords kw;  /* dovecot-keywords as last read */
 	struct store_msg *msgs;
 	size_t n;
 	/* the last sync's or expunge's report */
@@ -97,9 +98,10 @@ unsigned store_flags_from_info(const char *info)
 	return flags;
 }
 
-/* ":2," + our letters + the letters we do not own (P, keywords) kept from
- * old_info, all in ASCII order as the Maildir spec asks. */
-static void info_build(unsigned flags, const char *old_info, char *buf, size_t cap)
+/* ":2," + our letters + the keyword letters a..z + the letters we do not
+ * own (P) kept from old_info, all in ASCII order as the Maildir spec asks. */
+static void info_build(unsigned flags, uint32_t keywords, const char *old_info, char *buf,
+		       size_t cap)
 {
 	char letters[64];
 	size_t n = 0;
@@ -107,9 +109,12 @@ static void info_build(unsigned flags, const char *old_info, char *buf, size_t c
 	for (size_t i = 0; i < sizeof(flag_letters) / sizeof(flag_letters[0]); i++)
 		if (flags & flag_letters[i].flag)
 			letters[n++] = flag_letters[i].letter;
+	for (int i = 0; i < STORE_KEYWORDS_MAX; i++)
+		if (keywords & (1u << i))
+			letters[n++] = (char)('a' + i);
 	if (old_info != NULL && strncmp(old_info, "2,", 2) == 0) {
 		for (const char *p = old_info + 2; *p != '\0' && n + 1 < sizeof(letters); p++) {
-			bool ours = false;
+			bool ours = *p >= 'a' && *p <= 'z';
 
 			for (size_t i = 0; i < sizeof(flag_letters) / sizeof(flag_letters[0]); i++)
 				ours |= *p == flag_letters[i].letter;
@@ -130,7 +135,7 @@ static void info_build(unsigned flags, const char *old_info, char *buf, size_t c
 
 void store_flags_to_info(unsigned flags, char *buf, size_t cap)
 {
-	info_build(flags, NULL, buf, cap);
+	info_build(flags, 0, NULL, buf, cap);
 }
 
 /* --------------------------------------------------------------- locking */
@@ -191,6 +196,7 @@ struct disk_entry {
 	char *file;  /* "cur/name" */
 	char *base;
 	unsigned flags;
+	uint32_t keywords;
 	bool recent;
 };
 
@@ -207,11 +213,6 @@ static void disk_clear(struct disk *d)
 	}
 	free(d->e);
 	memset(d, 0, sizeof(*d));
-}
-
-static int cmp_disk_base(const void *a, const void *b)
-{
-	return strcmp(((const struct disk_entry *)a)->base, ((const struct disk_entry *)b)->base);
 }
 
 /* Reads sub ("cur" or "new") of dir. In new/ and not read-only, each file
@@ -266,6 +267,7 @@ static int scan_sub(const char *dir, const char *sub, bool move_new, struct disk
 		d->e[d->n].file = sp_xstrdup(file);
 		d->e[d->n].base = colon ? sp_xstrndup(name, (size_t)(colon - name)) : sp_xstrdup(name);
 		d->e[d->n].flags = colon ? store_flags_from_info(colon + 1) : 0;
+		d->e[d->n].keywords = colon ? store_keywords_from_info(colon + 1) : 0;
 		d->e[d->n].recent = recent || (!move_new && strcmp(sub, "new") == 0);
 		d->n++;
 	}
@@ -301,27 +303,69 @@ static int cmp_msg_uid(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-struct base_idx {
-	const char *base;
-	size_t idx;
-};
-
-static int cmp_base_idx(const void *a, const void *b)
+/* The previous sync's view, found by UID (it is in UID order): reuses
+ * sizes and dates of the same file. */
+static const struct store_msg *old_by_uid(const struct store_mailbox *mb, uint32_t uid,
+					  const char *base)
 {
-	return strcmp(((const struct base_idx *)a)->base, ((const struct base_idx *)b)->base);
+	ssize_t k = store_mailbox_find_uid(mb, uid);
+
+	return k >= 0 && strcmp(mb->msgs[k].base, base) == 0 ? &mb->msgs[k] : NULL;
 }
 
-/* The view of a previous sync, found by base: reuses sizes and dates. */
-static const struct store_msg *old_by_base(const struct store_mailbox *mb,
-					   const struct base_idx *sorted, const char *base)
-{
-	struct base_idx key = {.base = base};
-	const struct base_idx *hit;
+/* base -> index in a UID list, open addressing; the list's first entry for
+ * a base wins (a later one is a duplicate the list loses when rewritten). */
+struct base_map {
+	size_t cap;     /* a power of two, at least twice the entries */
+	size_t *slot;   /* index + 1; 0: empty */
+};
 
-	if (mb->n == 0)
-		return NULL;
-	hit = bsearch(&key, sorted, mb->n, sizeof(*sorted), cmp_base_idx);
-	return hit != NULL ? &mb->msgs[hit->idx] : NULL;
+static uint64_t base_hash(const char *p)
+{
+	uint64_t h = 14695981039346656037ull; /* FNV-1a */
+
+	for (; *p != '\0'; p++)
+		h = (h ^ (unsigned char)*p) * 1099511628211ull;
+	return h;
+}
+
+static void base_map_build(struct base_map *h, const struct store_uidlist *ul)
+{
+	h->cap = 16;
+	while (h->cap < 2 * ul->n)
+		h->cap *= 2;
+	h->slot = sp_xcalloc(h->cap, sizeof(*h->slot));
+	for (size_t i = 0; i < ul->n; i++) {
+		size_t pos = (size_t)base_hash(ul->e[i].base) & (h->cap - 1);
+		bool dup = false;
+
+		while (h->slot[pos] != 0 && !dup) {
+			dup = strcmp(ul->e[h->slot[pos] - 1].base, ul->e[i].base) == 0;
+			pos = (pos + 1) & (h->cap - 1);
+		}
+		if (!dup)
+			h->slot[pos] = i + 1;
+	}
+}
+
+static ssize_t base_map_find(const struct base_map *h, const struct store_uidlist *ul,
+			     const char *base)
+{
+	size_t pos = (size_t)base_hash(base) & (h->cap - 1);
+
+	while (h->slot[pos] != 0) {
+		if (strcmp(ul->e[h->slot[pos] - 1].base, base) == 0)
+			return (ssize_t)(h->slot[pos] - 1);
+		pos = (pos + 1) & (h->cap - 1);
+	}
+	return -1;
+}
+
+static int cmp_fresh(const void *a, const void *b, void *arg)
+{
+	const struct disk *d = arg;
+
+	return strcmp(d->e[*(const size_t *)a].base, d->e[*(const size_t *)b].base);
 }
 
 /* A UIDVALIDITY never given before in this user's Maildir: the current
@@ -332,9 +376,20 @@ static int next_uidvalidity(const char *root, uint32_t *v_r, char **error_r)
 {
 	char path[PATH_MAX], buf[32];
 	uint32_t last = 0, now = (uint32_t)time(NULL), v;
-	int fd, len;
+	int fd, len, lock_fd, rc;
 	ssize_t r;
 
+	/* the caller holds one mailbox's lock; the counter is the whole
+	 * Maildir's: two mailboxes opened for the first time at once (two
+	 * workers, or two pool threads) take their turns here */
+	store_path(path, sizeof(path), "%s/%s", root, STORE_ROOT_LOCK_NAME);
+	lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (lock_fd < 0 || flock(lock_fd, LOCK_EX) < 0) {
+		*error_r = sp_xasprintf("%s: %s", path, strerror(errno));
+		if (lock_fd >= 0)
+			close(lock_fd);
+		return -1;
+	}
 	store_path(path, sizeof(path), "%s/%s", root, STORE_UIDVALIDITY_NAME);
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 	if (fd >= 0) {
@@ -349,7 +404,9 @@ static int next_uidvalidity(const char *root, uint32_t *v_r, char **error_r)
 	if (v == 0)
 		v = 1;
 	len = snprintf(buf, sizeof(buf), "%u\n", v);
-	if (store_file_replace(root, STORE_UIDVALIDITY_NAME, buf, (size_t)len, error_r) < 0)
+	rc = store_file_replace(root, STORE_UIDVALIDITY_NAME, buf, (size_t)len, error_r);
+	close(lock_fd); /* the lock goes with it */
+	if (rc < 0)
 		return -1;
 	*v_r = v;
 	return 0;
@@ -360,16 +417,22 @@ static enum store_mb_result sync_locked(struct store_mailbox *mb, char **error_r
 {
 	struct disk d = {0};
 	struct store_uidlist ul = {0};
-	struct base_idx *old_sorted = NULL, *ul_sorted = NULL;
+	struct base_map map = {0};
+	bool *matched = NULL;
+	size_t *fresh = NULL, n_fresh = 0, n_matched = 0;
 	struct store_msg *view = NULL;
-	size_t n_view = 0, n_new = 0;
+	struct store_stat_snap *snap = NULL;
+	size_t n_view = 0, n_new = 0, n_stat = 0;
 	bool moved = false, list_dirty = false;
 	uint32_t *disk_uid = NULL;
-	const char *last_base = NULL;
 	enum store_mb_result rc = STORE_MB_IOERR;
 	int lr;
 
 	report_reset(mb);
+	/* another session may have named new keywords: the table first, so
+	 * that no letter seen below lacks its name */
+	if (store_keywords_load(mb->dir, &mb->kw, error_r) < 0)
+		goto out;
 	if (scan_sub(mb->dir, "cur", false, &d, &moved, error_r) < 0 ||
 	    scan_sub(mb->dir, "new", !mb->read_only, &d, &moved, error_r) < 0)
 		goto out;
@@ -382,8 +445,6 @@ static enum store_mb_result sync_locked(struct store_mailbox *mb, char **error_r
 			goto out;
 		}
 	}
-	if (d.n > 1)
-		qsort(d.e, d.n, sizeof(*d.e), cmp_disk_base);
 
 	lr = store_uidlist_load(mb->dir, &ul, error_r);
 	if (lr < 0) {
@@ -402,39 +463,50 @@ static enum store_mb_result sync_locked(struct store_mailbox *mb, char **error_r
 		list_dirty = true;
 	}
 
-	/* match disk entries to UIDs by base */
-	ul_sorted = sp_xcalloc(ul.n + 1, sizeof(*ul_sorted));
-	for (size_t i = 0; i < ul.n; i++)
-		ul_sorted[i] = (struct base_idx){ul.e[i].base, i};
-	qsort(ul_sorted, ul.n, sizeof(*ul_sorted), cmp_base_idx);
+	/* sizes and dates of files another sync in this process saw */
+	snap = store_stat_snap_get(mb->dir, ul.uidvalidity);
+
+	/* match disk entries to UIDs by base: a hash of the list's bases, one
+	 * probe per file (no sort of either side) */
+	base_map_build(&map, &ul);
 	disk_uid = sp_xcalloc(d.n + 1, sizeof(*disk_uid));
-	{
-		size_t i = 0, j = 0;
+	matched = sp_xcalloc(ul.n + 1, sizeof(*matched));
+	fresh = sp_xcalloc(d.n + 1, sizeof(*fresh));
+	for (size_t i = 0; i < d.n; i++) {
+		ssize_t k = base_map_find(&map, &ul, d.e[i].base);
 
-		while (i < d.n && j < ul.n) {
-			int c = strcmp(d.e[i].base, ul_sorted[j].base);
-
-			if (c == 0) {
-				disk_uid[i++] = ul.e[ul_sorted[j++].idx].uid;
-				/* the same base twice on disk (new/ and cur/): keep one */
-				while (i < d.n && strcmp(d.e[i].base, d.e[i - 1].base) == 0)
-					disk_uid[i++] = UINT32_MAX;
-			} else if (c < 0) {
-				i++;
-			} else {
-				j++;
-				list_dirty = true; /* a listed message is gone */
-			}
+		if (k < 0) {
+			fresh[n_fresh++] = i;
+		} else if (matched[k]) {
+			disk_uid[i] = UINT32_MAX; /* the same base twice on disk (new/ and cur/): keep one */
+		} else {
+			matched[k] = true;
+			n_matched++;
+			disk_uid[i] = ul.e[k].uid;
 		}
-		if (j < ul.n)
-			list_dirty = true;
+	}
+	if (n_matched < ul.n)
+		list_dirty = true; /* a listed message is gone */
+	/* new messages get UIDs in base order */
+	if (n_fresh > 1)
+		qsort_r(fresh, n_fresh, sizeof(*fresh), cmp_fresh, &d);
+	for (size_t f = 0; f < n_fresh; f++) {
+		size_t i = fresh[f];
+
+		if (f > 0 && strcmp(d.e[i].base, d.e[fresh[f - 1]].base) == 0) {
+			disk_uid[i] = UINT32_MAX; /* the same base twice on disk: keep one */
+			continue;
+		}
+		if (ul.uidnext == UINT32_MAX) {
+			*error_r = sp_xasprintf("%s: UIDs exhausted", mb->dir);
+			goto out;
+		}
+		disk_uid[i] = ul.uidnext++;
+		n_new++;
+		list_dirty = true;
 	}
 
-	/* the new view: known messages in UID order, then new ones in base order */
-	old_sorted = sp_xcalloc(mb->n + 1, sizeof(*old_sorted));
-	for (size_t i = 0; i < mb->n; i++)
-		old_sorted[i] = (struct base_idx){mb->msgs[i].base, i};
-	qsort(old_sorted, mb->n, sizeof(*old_sorted), cmp_base_idx);
+	/* the new view: known messages and new ones, sorted by UID below */
 	view = sp_xcalloc(d.n + 1, sizeof(*view));
 	for (size_t i = 0; i < d.n; i++) {
 		struct store_msg *m;
@@ -442,31 +514,20 @@ static enum store_mb_result sync_locked(struct store_mailbox *mb, char **error_r
 
 		if (disk_uid[i] == UINT32_MAX)
 			continue;
-		if (last_base != NULL && strcmp(d.e[i].base, last_base) == 0)
-			continue; /* the same base twice on disk: keep one */
-		if (disk_uid[i] == 0) {
-			if (ul.uidnext == UINT32_MAX) {
-				*error_r = sp_xasprintf("%s: UIDs exhausted", mb->dir);
-				goto out;
-			}
-			disk_uid[i] = ul.uidnext++;
-			n_new++;
-			list_dirty = true;
-		}
 		m = &view[n_view++];
-		last_base = d.e[i].base;
 		m->uid = disk_uid[i];
 		m->flags = d.e[i].flags;
+		m->keywords = d.e[i].keywords;
 		m->recent = d.e[i].recent;
 		m->file = d.e[i].file;
 		m->base = d.e[i].base;
 		d.e[i].file = d.e[i].base = NULL;
-		old = old_by_base(mb, old_sorted, m->base);
-		if (old != NULL && old->uid == m->uid) {
+		old = old_by_uid(mb, m->uid, m->base);
+		if (old != NULL) {
 			m->size = old->size;
 			m->internaldate = old->internaldate;
 			m->recent |= old->recent;
-		} else {
+		} else if (!store_stat_snap_find(snap, m->base, m->uid, &m->size, &m->internaldate)) {
 			char path[PATH_MAX];
 			struct stat st;
 
@@ -475,6 +536,7 @@ static enum store_mb_result sync_locked(struct store_mailbox *mb, char **error_r
 			if (stat(path, &st) == 0) {
 				m->internaldate = st.st_mtime;
 				m->size = (uint64_t)st.st_size;
+				n_stat++;
 			}
 		}
 	}
@@ -506,7 +568,8 @@ static enum store_mb_result sync_locked(struct store_mailbox *mb, char **error_r
 		mb->changed = sp_xcalloc(mb->n + 1, sizeof(uint32_t));
 		while (i < mb->n) {
 			if (j < n_view && view[j].uid == mb->msgs[i].uid) {
-				if (view[j].flags != mb->msgs[i].flags)
+				if (view[j].flags != mb->msgs[i].flags ||
+				    view[j].keywords != mb->msgs[i].keywords)
 					mb->changed[mb->n_changed++] = (uint32_t)(j + 1);
 				i++;
 				j++;
@@ -528,15 +591,19 @@ static enum store_mb_result sync_locked(struct store_mailbox *mb, char **error_r
 	mb->uidvalidity = ul.uidvalidity;
 	mb->uidnext = ul.uidnext;
 	(void)n_new;
+	if (n_stat > 0)
+		store_stat_snap_publish(mb->dir, mb->uidvalidity, mb->msgs, mb->n);
 	rc = STORE_MB_OK;
 out:
+	store_stat_snap_put(&snap);
 	if (view != NULL) {
 		for (size_t i = 0; i < n_view; i++)
 			msg_free(&view[i]);
 		free(view);
 	}
-	free(old_sorted);
-	free(ul_sorted);
+	free(map.slot);
+	free(matched);
+	free(fresh);
 	free(disk_uid);
 	store_uidlist_clear(&ul);
 	disk_clear(&d);
@@ -649,6 +716,7 @@ void store_mailbox_close(struct store_mailbox **mbp)
 		msg_free(&mb->msgs[i]);
 	free(mb->msgs);
 	report_reset(mb);
+	store_keywords_clear(&mb->kw);
 	if (mb->lock_fd >= 0)
 		close(mb->lock_fd);
 	free(mb->name);
@@ -741,6 +809,16 @@ int store_mailbox_open_msg(struct store_mailbox *mb, size_t idx)
 enum store_mb_result store_mailbox_set_flags(struct store_mailbox *mb, size_t idx, unsigned flags,
 					     char **error_r)
 {
+	if (idx >= mb->n) {
+		*error_r = sp_xstrdup("no such message");
+		return STORE_MB_IOERR;
+	}
+	return store_mailbox_set_flags_kw(mb, idx, flags, mb->msgs[idx].keywords, error_r);
+}
+
+enum store_mb_result store_mailbox_set_flags_kw(struct store_mailbox *mb, size_t idx,
+						unsigned flags, uint32_t keywords, char **error_r)
+{
 	struct store_msg *m;
 	enum store_mb_result rc = STORE_MB_OK;
 
@@ -750,7 +828,8 @@ enum store_mb_result store_mailbox_set_flags(struct store_mailbox *mb, size_t id
 	}
 	m = &mb->msgs[idx];
 	flags &= STORE_F_ALL;
-	if (m->flags == flags)
+	keywords &= (1u << STORE_KEYWORDS_MAX) - 1;
+	if (m->flags == flags && m->keywords == keywords)
 		return STORE_MB_OK;
 	if (mb_lock(mb, error_r) < 0)
 		return STORE_MB_IOERR;
@@ -759,7 +838,7 @@ enum store_mb_result store_mailbox_set_flags(struct store_mailbox *mb, size_t id
 		const char *slash = strchr(m->file, '/');
 		const char *colon = strchr(slash + 1, ':');
 
-		info_build(flags, colon != NULL ? colon + 1 : NULL, info, sizeof(info));
+		info_build(flags, keywords, colon != NULL ? colon + 1 : NULL, info, sizeof(info));
 		store_path(from, sizeof(from), "%s/%s", mb->dir, m->file);
 		if (store_path(to, sizeof(to), "%s/cur/%s%s", mb->dir, m->base, info) >= (int)sizeof(to)) {
 			*error_r = sp_xstrdup("name too long");
@@ -770,6 +849,7 @@ enum store_mb_result store_mailbox_set_flags(struct store_mailbox *mb, size_t id
 			free(m->file);
 			m->file = sp_xasprintf("cur/%s%s", m->base, info);
 			m->flags = flags;
+			m->keywords = keywords;
 			break;
 		}
 		if (errno != ENOENT) {
@@ -783,6 +863,64 @@ enum store_mb_result store_mailbox_set_flags(struct store_mailbox *mb, size_t id
 			break;
 		}
 	}
+	mb_unlock(mb);
+	return rc;
+}
+
+const struct store_keywords *store_mailbox_keywords(const struct store_mailbox *mb)
+{
+	return &mb->kw;
+}
+
+/* The caller holds mb's lock: the file is read again first, so that a slot
+ * another session (or process) took meanwhile is seen, never reused. */
+static enum store_mb_result keyword_slot_locked(struct store_mailbox *mb, const char *name,
+						int *slot_r, char **error_r)
+{
+	int slot;
+
+	if (store_keywords_load(mb->dir, &mb->kw, error_r) < 0)
+		return STORE_MB_IOERR;
+	slot = store_keywords_find(&mb->kw, name);
+	if (slot < 0) {
+		for (slot = 0; slot < STORE_KEYWORDS_MAX && mb->kw.name[slot] != NULL; slot++)
+			;
+		if (slot == STORE_KEYWORDS_MAX) {
+			*error_r = sp_xasprintf("%s: all %d keyword slots are taken", mb->dir,
+						STORE_KEYWORDS_MAX);
+			return STORE_MB_LIMIT;
+		}
+		mb->kw.name[slot] = sp_xstrdup(name);
+		if (store_keywords_save(mb->dir, &mb->kw, error_r) < 0) {
+			free(mb->kw.name[slot]);
+			mb->kw.name[slot] = NULL;
+			return STORE_MB_IOERR;
+		}
+	}
+	*slot_r = slot;
+	return STORE_MB_OK;
+}
+
+enum store_mb_result store_mailbox_keyword_slot(struct store_mailbox *mb, const char *name,
+						bool create, int *slot_r, char **error_r)
+{
+	enum store_mb_result rc;
+
+	if (!store_keyword_valid(name, strlen(name))) {
+		*error_r = sp_xstrdup("invalid keyword");
+		return STORE_MB_BADNAME;
+	}
+	/* a lookup needs no I/O: the view's letters match the table read with them */
+	*slot_r = store_keywords_find(&mb->kw, name);
+	if (*slot_r >= 0)
+		return STORE_MB_OK;
+	if (!create) {
+		*error_r = sp_xstrdup("no such keyword");
+		return STORE_MB_NOTFOUND;
+	}
+	if (mb_lock(mb, error_r) < 0)
+		return STORE_MB_IOERR;
+	rc = keyword_slot_locked(mb, name, slot_r, error_r);
 	mb_unlock(mb);
 	return rc;
 }
@@ -890,7 +1028,19 @@ enum store_mb_result store_mailbox_append(const char *maildir, const char *name,
 					  time_t internaldate, const char *hostname, uint64_t quota,
 					  uint32_t *uidvalidity_r, uint32_t *uid_r, char **error_r)
 {
+	return store_mailbox_append_kw(maildir, name, parts, n_parts, flags, NULL, 0, internaldate,
+				       hostname, quota, uidvalidity_r, uid_r, error_r);
+}
+
+enum store_mb_result store_mailbox_append_kw(const char *maildir, const char *name,
+					     const struct iovec *parts, size_t n_parts,
+					     unsigned flags, const char *const *keywords,
+					     size_t n_keywords, time_t internaldate,
+					     const char *hostname, uint64_t quota,
+					     uint32_t *uidvalidity_r, uint32_t *uid_r, char **error_r)
+{
 	struct store_mailbox *mb;
+	uint32_t kwmask = 0;
 	struct store_target t = {0};
 	uint64_t size = 0;
 	char name_new[512], from[PATH_MAX], to[PATH_MAX], info[80], cur[PATH_MAX];
@@ -909,6 +1059,21 @@ enum store_mb_result store_mailbox_append(const char *maildir, const char *name,
 		rc = STORE_MB_IOERR;
 		goto out;
 	}
+	for (size_t i = 0; i < n_keywords; i++) {
+		int slot;
+
+		if (!store_keyword_valid(keywords[i], strlen(keywords[i]))) {
+			*error_r = sp_xstrdup("invalid keyword");
+			rc = STORE_MB_BADNAME;
+		} else {
+			rc = keyword_slot_locked(mb, keywords[i], &slot, error_r);
+		}
+		if (rc != STORE_MB_OK) {
+			mb_unlock(mb);
+			goto out;
+		}
+		kwmask |= 1u << slot;
+	}
 	t.maildir = mb->dir;
 	switch (store_maildir_deliver(&t, 1, parts, n_parts, hostname, name_new, sizeof(name_new),
 				      error_r)) {
@@ -924,7 +1089,7 @@ enum store_mb_result store_mailbox_append(const char *maildir, const char *name,
 		goto out;
 	}
 	/* into cur/ with its flags: the client gave them (RFC 3501 6.3.11) */
-	info_build(flags & STORE_F_ALL, NULL, info, sizeof(info));
+	info_build(flags & STORE_F_ALL, kwmask, NULL, info, sizeof(info));
 	store_path(from, sizeof(from), "%s/new/%s", mb->dir, name_new);
 	store_path(to, sizeof(to), "%s/cur/%s%s", mb->dir, name_new, info);
 	if (internaldate != 0) {
@@ -990,7 +1155,10 @@ enum store_mb_result store_mailbox_copy(struct store_mailbox *mb, const size_t *
 	char **bases;
 	enum store_mb_result rc;
 	size_t done = 0;
+	int map[STORE_KEYWORDS_MAX]; /* source slot -> dest slot; -1 none, -2 not asked yet */
 
+	for (int i = 0; i < STORE_KEYWORDS_MAX; i++)
+		map[i] = -2;
 	for (size_t i = 0; i < n; i++)
 		if (idx[i] < mb->n)
 			total += mb->msgs[idx[i]].size;
@@ -1010,11 +1178,31 @@ enum store_mb_result store_mailbox_copy(struct store_mailbox *mb, const size_t *
 	for (size_t i = 0; i < n; i++) {
 		struct store_msg *m;
 		char uniq[512], tmp[PATH_MAX], to[PATH_MAX], src[PATH_MAX], info[80];
+		uint32_t dkw = 0;
 		int in;
 
 		if (idx[i] >= mb->n)
 			continue;
 		m = &mb->msgs[idx[i]];
+		for (int b = 0; b < STORE_KEYWORDS_MAX; b++) {
+			if (!(m->keywords & (1u << b)))
+				continue;
+			if (map[b] == -2) {
+				char *kerr = NULL;
+
+				map[b] = -1;
+				if (mb->kw.name[b] != NULL &&
+				    keyword_slot_locked(dst, mb->kw.name[b], &map[b], &kerr) != STORE_MB_OK) {
+					/* the copy itself matters more than one keyword */
+					sp_log(SP_LOG_WARN, "keyword_dropped", "dir=\"%s\" keyword=%s why=\"%s\"",
+					       dst->dir, mb->kw.name[b], kerr != NULL ? kerr : "?");
+					free(kerr);
+					map[b] = -1;
+				}
+			}
+			if (map[b] >= 0)
+				dkw |= 1u << map[b];
+		}
 		in = store_mailbox_open_msg(mb, idx[i]);
 		if (in < 0)
 			continue; /* expunged elsewhere: nothing to copy */
@@ -1024,7 +1212,7 @@ enum store_mb_result store_mailbox_copy(struct store_mailbox *mb, const size_t *
 			rc = STORE_MB_IOERR;
 			break;
 		}
-		info_build(m->flags, NULL, info, sizeof(info));
+		info_build(m->flags, dkw, NULL, info, sizeof(info));
 		store_path(src, sizeof(src), "%s/%s", mb->dir, m->file);
 		store_path(tmp, sizeof(tmp), "%s/tmp/%s", dst->dir, uniq);
 		store_path(to, sizeof(to), "%s/cur/%s%s", dst->dir, uniq, info);

@@ -25,6 +25,7 @@
 #define STORE_LOCK_NAME "sealpost-lock"
 #define STORE_SUBSCRIPTIONS_NAME "sealpost-subscriptions"
 #define STORE_UIDVALIDITY_NAME "sealpost-uidvalidity" /* the last UIDVALIDITY given */
+#define STORE_ROOT_LOCK_NAME "sealpost-root.lock"    /* serializes the root's UIDVALIDITY counter */
 
 /* System flags (RFC 3501 2.3.2) and their Maildir info letters. */
 #define STORE_F_SEEN 0x01     /* S */
@@ -44,7 +45,39 @@ enum store_mb_result {
 	STORE_MB_BADNAME = -5,
 	STORE_MB_HASCHILDREN = -6,
 	STORE_MB_INBOX = -7,      /* the operation is not allowed on INBOX */
+	STORE_MB_LIMIT = -8,      /* no keyword slot left (IMAP [LIMIT], RFC 5530) */
 };
+
+/* ======================================================================
+ * Keywords (store_keywords.c), compatible with Dovecot's Maildir: the
+ * letters a..z in the ":2," info are slots 0..25 of the mailbox's
+ * "dovecot-keywords" file, one "<index> <name>" a line.
+ * ==================================================================== */
+#define STORE_KEYWORDS_NAME "dovecot-keywords"
+#define STORE_KEYWORDS_MAX 26           /* slots: 'a'..'z' */
+#define STORE_KEYWORD_LEN 128           /* bytes of one keyword name */
+#define STORE_KEYWORDS_FILE_MAX 8192u   /* bytes of the file we read */
+
+struct store_keywords {
+	char *name[STORE_KEYWORDS_MAX];  /* NULL: slot unused */
+};
+
+/* RFC 3501 flag-keyword: an atom (so no backslash), at most STORE_KEYWORD_LEN bytes. */
+bool store_keyword_valid(const char *name, size_t len);
+/* Pure: the file's bytes -> slots (emptied first). Bad lines (index out of
+ * range, invalid name, a slot or name given twice, past the size bound)
+ * are skipped and counted in *bad_r (may be NULL). */
+void store_keywords_parse(const char *buf, size_t len, struct store_keywords *kw, size_t *bad_r);
+/* dir/dovecot-keywords; none is an empty table. 0 or -1 with *error_r. */
+int store_keywords_load(const char *dir, struct store_keywords *kw, char **error_r);
+/* Written durably (store_file_replace). */
+int store_keywords_save(const char *dir, const struct store_keywords *kw, char **error_r);
+void store_keywords_clear(struct store_keywords *kw);
+/* Slot of name (case-insensitive), or -1. */
+int store_keywords_find(const struct store_keywords *kw, const char *name);
+size_t store_keywords_count(const struct store_keywords *kw);
+/* "2,Sab" -> slots 0 and 1 as bits. */
+uint32_t store_keywords_from_info(const char *info);
 
 /* ======================================================================
  * UID list (store_uid.c). File format, one record a line:
@@ -108,6 +141,7 @@ void store_flags_to_info(unsigned flags, char *buf, size_t cap);
 struct store_msg {
 	uint32_t uid;
 	unsigned flags;        /* STORE_F_* */
+	uint32_t keywords;     /* bit i: keyword slot i (info letter 'a' + i) */
 	bool recent;           /* this session moved it from new/ (or, read-only: it is in new/) */
 	uint64_t size;         /* bytes of the file (",S=" when present) */
 	time_t internaldate;   /* the file's mtime */
@@ -116,6 +150,30 @@ struct store_msg {
 };
 
 struct store_mailbox;
+
+/* ======================================================================
+ * The size and mtime of each message file, as the last sync that had to
+ * stat(2) saw them, shared in the process (store_statcache.c, thread-safe):
+ * a fresh SELECT of a mailbox seen before stats only files not listed.
+ * Bounded: STORE_STAT_SNAPS mailboxes, each of at most
+ * STORE_STAT_SNAP_MAX_MESSAGES (a bigger one is not kept).
+ * ==================================================================== */
+#define STORE_STAT_SNAPS 16
+#define STORE_STAT_SNAP_MAX_MESSAGES 200000
+struct store_stat_snap;
+
+/* A reference to dir's snapshot under that UIDVALIDITY, or NULL. Give it
+ * back with store_stat_snap_put (NULL is fine). */
+struct store_stat_snap *store_stat_snap_get(const char *dir, uint32_t uidvalidity);
+void store_stat_snap_put(struct store_stat_snap **s);
+/* Size and mtime of base if listed there with this uid. */
+bool store_stat_snap_find(const struct store_stat_snap *s, const char *base, uint32_t uid,
+			  uint64_t *size_r, time_t *mtime_r);
+/* Replaces dir's snapshot with a copy of msgs[0..n). */
+void store_stat_snap_publish(const char *dir, uint32_t uidvalidity, const struct store_msg *msgs,
+			     size_t n);
+/* Drops them all (tests; a process about to exit). */
+void store_stat_snap_flush(void);
 
 /* What a sync found since the last one, as sequence numbers of the view
  * before the sync: expunged[] ascending in "report order" (each already
@@ -154,10 +212,21 @@ ssize_t store_mailbox_find_uid(const struct store_mailbox *mb, uint32_t uid);
 enum store_mb_result store_mailbox_sync(struct store_mailbox *mb, struct store_changes *ch,
 					char **error_r);
 
-/* Sets a message's flags (renames its file). Read-only: STORE_MB_IOERR. A
- * message expunged elsewhere meanwhile: STORE_MB_NOTFOUND. */
+/* Sets a message's flags (renames its file), its keywords kept. Read-only:
+ * STORE_MB_IOERR. A message expunged elsewhere meanwhile: STORE_MB_NOTFOUND. */
 enum store_mb_result store_mailbox_set_flags(struct store_mailbox *mb, size_t idx, unsigned flags,
 					     char **error_r);
+/* The same with the keyword slots (bits) too. */
+enum store_mb_result store_mailbox_set_flags_kw(struct store_mailbox *mb, size_t idx,
+						unsigned flags, uint32_t keywords, char **error_r);
+
+/* The mailbox's keyword slots as of the last sync or keyword change. */
+const struct store_keywords *store_mailbox_keywords(const struct store_mailbox *mb);
+/* The slot of keyword name (a valid atom); with create, a new one is added
+ * to dovecot-keywords (under the lock, durably) when missing. Not there
+ * and !create: STORE_MB_NOTFOUND; all 26 slots taken: STORE_MB_LIMIT. */
+enum store_mb_result store_mailbox_keyword_slot(struct store_mailbox *mb, const char *name,
+						bool create, int *slot_r, char **error_r);
 
 /* Opens a message for reading (O_RDONLY); -1 with errno ENOENT if it was
  * expunged elsewhere. Caller closes. */
@@ -178,9 +247,18 @@ enum store_mb_result store_mailbox_append(const char *maildir, const char *name,
 					  const struct iovec *parts, size_t n_parts, unsigned flags,
 					  time_t internaldate, const char *hostname, uint64_t quota,
 					  uint32_t *uidvalidity_r, uint32_t *uid_r, char **error_r);
+/* The same with keywords (valid atoms) given by name: they get slots in
+ * the destination (STORE_MB_LIMIT when they do not fit; nothing stored). */
+enum store_mb_result store_mailbox_append_kw(const char *maildir, const char *name,
+					     const struct iovec *parts, size_t n_parts,
+					     unsigned flags, const char *const *keywords,
+					     size_t n_keywords, time_t internaldate,
+					     const char *hostname, uint64_t quota,
+					     uint32_t *uidvalidity_r, uint32_t *uid_r, char **error_r);
 
-/* Copies messages idx[0..n) of mb into mailbox dest (flags kept, \Recent
- * not). dest_uids_r (n entries) receives the new UIDs in the same order
+/* Copies messages idx[0..n) of mb into mailbox dest (flags and keywords
+ * kept, keywords mapped by name to dest's slots; one that finds no free
+ * slot there is dropped and logged; \Recent not). dest_uids_r (n entries) receives the new UIDs in the same order
  * (RFC 4315 COPYUID); *uidvalidity_r the destination's. */
 enum store_mb_result store_mailbox_copy(struct store_mailbox *mb, const size_t *idx, size_t n,
 					const char *maildir, const char *dest,

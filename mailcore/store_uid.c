@@ -185,8 +185,11 @@ int store_file_replace(const char *dir, const char *name, const char *buf, size_
 	int fd;
 
 	if (snprintf(path, sizeof(path), "%s/%s", dir, name) >= (int)sizeof(path) ||
-	    snprintf(tmp, sizeof(tmp), "%s/%s.tmp.%ld", dir, name, (long)getpid()) >=
-		    (int)sizeof(tmp)) {
+	    /* pid and thread: two pool threads may replace files in the
+	     * same directory at once (two mailboxes opened for the first
+	     * time both write the root's UIDVALIDITY file) */
+	    snprintf(tmp, sizeof(tmp), "%s/%s.tmp.%ld.%ld", dir, name, (long)getpid(),
+		     (long)gettid()) >= (int)sizeof(tmp)) {
 		*error_r = sp_xstrdup("path too long");
 		return -1;
 	}

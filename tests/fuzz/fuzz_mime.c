@@ -1,7 +1,8 @@
 /* libFuzzer target for the MIME structure parser and header helpers
  * (mailcore/mime_parse.c, mime_header.c): any message must parse within
  * the depth and part bounds, every part must lie inside the message, and
- * the header, Content-Type and address helpers must stay in their buffers. */
+ * the header, Content-Type and address helpers must stay in their buffers;
+ * the header's end seen in any prefix is the whole message's. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,6 +38,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (mime_header_get(data + p->start, p->hdr_len, "To", v, sizeof(v)) >= 0 &&
 		    mime_parse_addresses(v, addrs, MIME_MAX_ADDRS) > MIME_MAX_ADDRS)
 			abort();
+	}
+	/* the header end found in a prefix (FETCH reads only that far for
+	 * ENVELOPE) is the whole message's, and part 0's */
+	{
+		size_t end, pend;
+		bool found = mime_header_end(data, size, &end);
+
+		if (end > size || (found ? end : size) != m.parts[0].start + m.parts[0].hdr_len)
+			abort();
+		for (size_t cut = 0; cut <= size; cut += 1 + cut / 2)
+			if (mime_header_end(data, cut, &pend) && (!found || pend != end))
+				abort();
 	}
 	for (size_t n = 0; n <= 3; n++) {
 		int p = mime_find_part(&m, nums, n);

@@ -30,6 +30,11 @@ async function main() {
 		out.fetched = n;
 		out.search = await client.search({ subject: 'flow 7' });
 		await client.messageFlagsAdd('1', ['\\Flagged']);
+		// a keyword (RFC 5550 $Forwarded): kept, listed, searchable
+		await client.messageFlagsAdd('2', ['$Forwarded']);
+		out.permanentFlags = [...(client.mailbox.permanentFlags || [])];
+		out.keywordSearch = await client.search({ keyword: '$Forwarded' });
+		for await (const msg of client.fetch('2', { flags: true })) out.flags2 = [...msg.flags];
 		const moved = await client.messageMove('1', 'Archive');
 		out.moved = moved && moved.uidMap ? (moved.uidMap.size ?? Object.keys(moved.uidMap).length) : 0;
 	} finally {

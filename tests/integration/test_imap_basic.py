@@ -105,3 +105,30 @@ def test_access_filter_refuses_before_greeting(daemons, build, free_port, tmp_pa
     s = socket.create_connection(("127.0.0.1", mc.imap_port), timeout=10)
     assert s.recv(100).startswith(b"* BYE Access denied")
     s.close()
+
+
+def test_append_literal_then_crlf_in_a_later_read(mc):
+    """A literal over the input buffer's line allowance (12 KB) whose closing
+    CRLF comes in a later read (imaplib writes them separately): the server
+    must read on and answer, not wait forever for room it never makes."""
+    import time
+
+    s = socket.create_connection(("127.0.0.1", mc.imap_port), timeout=20)
+    f = s.makefile("rb")
+    try:
+        assert f.readline().startswith(b"* OK")
+        s.sendall(b"a LOGIN alice@example.com " + PASSWORD.encode() + b"\r\n")
+        assert f.readline().startswith(b"a OK")
+        for size in (12300, 70000):
+            body = b"Subject: split\r\n\r\n" + b"x" * (size - 20) + b"\r\n"
+            s.sendall(b"b APPEND INBOX (\\Seen) {%d}\r\n" % len(body))
+            assert f.readline().startswith(b"+ ")
+            s.sendall(body)
+            time.sleep(0.2)  # orders the reads only: the CRLF comes apart
+            s.sendall(b"\r\n")
+            line = f.readline()
+            assert line.startswith(b"b OK"), line
+        s.sendall(b"c LOGOUT\r\n")
+    finally:
+        f.close()
+        s.close()

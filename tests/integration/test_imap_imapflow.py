@@ -48,3 +48,5 @@ def test_imapflow_session(mc):
     assert out["exists"] == rounds and out["fetched"] == rounds
     assert out["search"] == [8]
     assert out["moved"] == 1 and out["archive"] == 1
+    assert "$Forwarded" in out["flags2"] and out["keywordSearch"] == [2]
+    assert "\\*" in out["permanentFlags"]

@@ -81,6 +81,37 @@ static void test_framer(void **state)
 	assert_int_equal(frame(&f, "a X {}\r\n", &len, &consumed, &lit, &ns), IMAP_FRAME_COMMAND);
 }
 
+/* Many literals in one command: bounded as a whole (IMAP_COMMAND_MAX), so
+ * a command that never ends cannot grow the input buffer without end. */
+static void test_framer_command_bound(void **state)
+{
+	const char seg[] = "x {60000+}\r\n";
+	size_t each = strlen(seg) + 60000, n = IMAP_COMMAND_MAX / each + 2, off = 0;
+	char *buf = malloc(n * each + 16);
+	struct imap_framer f;
+	enum imap_frame_result r = IMAP_FRAME_NEED_MORE;
+	size_t len, consumed;
+	uint64_t lit;
+	bool ns;
+
+	(void)state;
+	off += (size_t)sprintf(buf, "a X ");
+	for (size_t i = 0; i < n; i++) {
+		memcpy(buf + off, seg, strlen(seg));
+		off += strlen(seg);
+		memset(buf + off, 'y', 60000);
+		off += 60000;
+	}
+	imap_framer_reset(&f);
+	r = imap_frame(&f, (const uint8_t *)buf, off, 1000000, &len, &consumed, &lit, &ns);
+	assert_int_equal(r, IMAP_FRAME_LINE_TOO_LONG);
+	/* one literal short of the bound: still framing */
+	imap_framer_reset(&f);
+	r = imap_frame(&f, (const uint8_t *)buf, each * 3, 1000000, &len, &consumed, &lit, &ns);
+	assert_int_equal(r, IMAP_FRAME_NEED_MORE);
+	free(buf);
+}
+
 static int parse(const char *text, struct imap_cmd *cmd, char *buf, const char **err)
 {
 	strcpy(buf, text);
@@ -310,6 +341,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_framer),
+		cmocka_unit_test(test_framer_command_bound),
 		cmocka_unit_test(test_parse),
 		cmocka_unit_test(test_node_limit),
 		cmocka_unit_test(test_seqset_and_dates),

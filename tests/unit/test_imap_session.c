@@ -462,6 +462,38 @@ static void test_select_fetch_store_search_expunge(void **state)
 	imap_session_free(&s);
 }
 
+/* FETCH ENVELOPE and BODY[HEADER...] read a message only to its header's
+ * end: a header longer than the first reads (IMAP_HEADER_CHUNK, 8 kB, then
+ * doubling) is read on to its end, and items wanting more than the header
+ * still get it all. */
+static void test_fetch_long_header(void **state)
+{
+	struct fx *f = *state;
+	struct imap_session *s;
+	size_t cap = 32768, len = 0;
+	char *msg = malloc(cap), want[64];
+
+	assert_non_null(msg);
+	len += (size_t)snprintf(msg + len, cap - len, "From: Alice <alice@example.com>\r\n");
+	while (len < 20000)
+		len += (size_t)snprintf(msg + len, cap - len,
+					"X-Pad: %zu aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n", len);
+	len += (size_t)snprintf(msg + len, cap - len, "Subject: late subject\r\n\r\nthe body\r\n");
+	deliver(f, "alice@example.com", msg);
+	s = login(f, "alice@example.com");
+	EXPECT(s, "a SELECT INBOX\r\n", "a OK");
+	EXPECT(s, "b FETCH 1 ENVELOPE\r\n", "NIL \"late subject\" ((\"Alice\"");
+	EXPECT(s, "c FETCH 1 BODY.PEEK[HEADER.FIELDS (Subject)]\r\n",
+	       "{25}\r\nSubject: late subject\r\n\r\n)");
+	snprintf(want, sizeof(want), "BODY[HEADER] {%zu}\r\n", len - strlen("the body\r\n"));
+	EXPECT(s, "d FETCH 1 BODY.PEEK[HEADER]\r\n", want);
+	EXPECT(s, "e FETCH 1 (ENVELOPE BODY.PEEK[TEXT])\r\n", "BODY[TEXT] {10}\r\nthe body\r\n)");
+	snprintf(want, sizeof(want), "BODY[] {%zu}\r\n", len);
+	EXPECT(s, "f FETCH 1 (ENVELOPE BODY.PEEK[])\r\n", want);
+	imap_session_free(&s);
+	free(msg);
+}
+
 static void test_mailboxes_append_copy(void **state)
 {
 	struct fx *f = *state;
@@ -740,6 +772,7 @@ int main(void)
 		T(test_authenticate_plain),
 		T(test_external_and_preauth),
 		T(test_select_fetch_store_search_expunge),
+		T(test_fetch_long_header),
 		T(test_mailboxes_append_copy),
 		T(test_quota_refuses_append),
 		T(test_other_sessions_and_idle),

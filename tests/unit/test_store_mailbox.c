@@ -7,6 +7,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -249,6 +250,55 @@ static void test_open_new_to_cur(void **state)
 	assert_false(store_mailbox_msg(mb, 0)->recent);
 	assert_int_equal(store_mailbox_uidvalidity(mb), validity);
 	store_mailbox_close(&mb);
+}
+
+static void put_file(const char *dir, const char *sub, const char *name, const char *text)
+{
+	char path[900];
+	FILE *fp;
+
+	snprintf(path, sizeof(path), "%s/%s/%s", dir, sub, name);
+	fp = fopen(path, "w");
+	assert_non_null(fp);
+	fputs(text, fp);
+	fclose(fp);
+}
+
+/* New files get UIDs in base order whatever readdir's order; a base both
+ * in new/ and cur/ is one message; a second open takes sizes and dates
+ * from the process's stat snapshot and they are the files' own. */
+static void test_sync_order_duplicates_snapshot(void **state)
+{
+	struct fixture *fx = *state;
+	struct store_mailbox *mb;
+	struct stat st;
+	char path[900];
+
+	mb = open_mb(fx->maildir, "INBOX", false);
+	store_mailbox_close(&mb);
+	put_file(fx->maildir, "cur", "300.c.host:2,S", "Subject: c\r\n\r\nccc\r\n");
+	put_file(fx->maildir, "cur", "100.a.host:2,", "Subject: a\r\n\r\na\r\n");
+	put_file(fx->maildir, "new", "200.b.host", "Subject: b\r\n\r\nbb\r\n");
+	put_file(fx->maildir, "new", "100.a.host", "Subject: a\r\n\r\na\r\n");
+	mb = open_mb(fx->maildir, "INBOX", true);
+	assert_int_equal(store_mailbox_count(mb), 3);
+	for (size_t i = 0; i < 3; i++)
+		assert_int_equal(store_mailbox_msg(mb, i)->uid, i + 1);
+	assert_string_equal(store_mailbox_msg(mb, 0)->base, "100.a.host");
+	assert_string_equal(store_mailbox_msg(mb, 1)->base, "200.b.host");
+	assert_string_equal(store_mailbox_msg(mb, 2)->base, "300.c.host");
+	assert_int_equal(store_mailbox_msg(mb, 2)->flags, STORE_F_SEEN);
+	store_mailbox_close(&mb);
+	/* the second open finds them in the snapshot: the same figures as stat */
+	mb = open_mb(fx->maildir, "INBOX", true);
+	assert_int_equal(store_mailbox_count(mb), 3);
+	snprintf(path, sizeof(path), "%s/%s", fx->maildir, store_mailbox_msg(mb, 2)->file);
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(store_mailbox_msg(mb, 2)->size, (uint64_t)st.st_size);
+	assert_int_equal(store_mailbox_msg(mb, 2)->internaldate, st.st_mtime);
+	assert_int_equal(store_mailbox_msg(mb, 1)->size, strlen("Subject: b\r\n\r\nbb\r\n"));
+	store_mailbox_close(&mb);
+	store_stat_snap_flush();
 }
 
 static void test_flags_and_second_session(void **state)
@@ -574,6 +624,68 @@ static void test_lock_between_processes(void **state)
 	store_mailbox_close(&mb);
 }
 
+/* Mailboxes opened for the first time at once (pool threads of a worker,
+ * or two workers) each take a UIDVALIDITY from the Maildir root's counter:
+ * no open fails on another's temporary file, and no two get the same. */
+#define FRESH_THREADS 8
+#define FRESH_ROUNDS 6
+
+struct fresh_open {
+	const char *maildir;
+	char name[32];
+	pthread_barrier_t *start;
+	uint32_t uidvalidity;
+	int rc;
+	char *err;
+};
+
+static void *fresh_open_thread(void *arg)
+{
+	struct fresh_open *o = arg;
+	struct store_mailbox *mb = NULL;
+
+	pthread_barrier_wait(o->start);
+	o->rc = store_mailbox_open(o->maildir, o->name, false, &mb, &o->err);
+	if (o->rc == STORE_MB_OK)
+		o->uidvalidity = store_mailbox_uidvalidity(mb);
+	store_mailbox_close(&mb);
+	return NULL;
+}
+
+static void test_first_opens_at_once(void **state)
+{
+	struct fixture *fx = *state;
+	uint32_t seen[FRESH_THREADS * FRESH_ROUNDS];
+	size_t n_seen = 0;
+	char *err = NULL;
+	struct store_mailbox *inbox = open_mb(fx->maildir, "INBOX", false);
+
+	store_mailbox_close(&inbox);
+	for (int round = 0; round < FRESH_ROUNDS; round++) {
+		struct fresh_open o[FRESH_THREADS];
+		pthread_t th[FRESH_THREADS];
+		pthread_barrier_t start;
+
+		pthread_barrier_init(&start, NULL, FRESH_THREADS);
+		for (int i = 0; i < FRESH_THREADS; i++) {
+			o[i] = (struct fresh_open){.maildir = fx->maildir, .start = &start};
+			snprintf(o[i].name, sizeof(o[i].name), "F%d-%d", round, i);
+			assert_int_equal(store_folder_create(fx->maildir, o[i].name, &err), STORE_MB_OK);
+		}
+		for (int i = 0; i < FRESH_THREADS; i++)
+			assert_int_equal(pthread_create(&th[i], NULL, fresh_open_thread, &o[i]), 0);
+		for (int i = 0; i < FRESH_THREADS; i++) {
+			pthread_join(th[i], NULL);
+			if (o[i].rc != STORE_MB_OK)
+				fail_msg("open %s: %d %s", o[i].name, o[i].rc, o[i].err);
+			for (size_t k = 0; k < n_seen; k++)
+				assert_int_not_equal(seen[k], o[i].uidvalidity);
+			seen[n_seen++] = o[i].uidvalidity;
+		}
+		pthread_barrier_destroy(&start);
+	}
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
 int main(void)
@@ -584,10 +696,12 @@ int main(void)
 		cmocka_unit_test(test_names),
 		T(test_open_new_to_cur),
 		T(test_flags_and_second_session),
+		T(test_sync_order_duplicates_snapshot),
 		T(test_uid_expunge_and_damaged_list),
 		T(test_append_copy_status),
 		T(test_folders_and_subscriptions),
 		T(test_quota),
+		T(test_first_opens_at_once),
 		T(test_lock_between_processes),
 	};
 
