@@ -5,11 +5,13 @@
  * without LDAP: docs/CERTMAP.md). */
 #include "mailcore/dir.h"
 
+#include <ctype.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 #include <openssl/crypto.h>
 
 #include "common/log.h"
@@ -29,6 +31,7 @@ struct dir_record *dir_record_dup(const struct dir_record *r)
 	c = sp_xmalloc(sizeof(*c));
 	*c = *r;
 	c->allowed = r->allowed != NULL ? sp_xstrdup(r->allowed) : NULL;
+	c->domain_allowed = r->domain_allowed != NULL ? sp_xstrdup(r->domain_allowed) : NULL;
 	return c;
 }
 
@@ -37,6 +40,7 @@ void dir_record_free(struct dir_record **r)
 	if (r == NULL || *r == NULL)
 		return;
 	free((*r)->allowed);
+	free((*r)->domain_allowed);
 	free(*r);
 	*r = NULL;
 }
@@ -73,6 +77,9 @@ void dir_unref(struct dir **dp)
 		return;
 	if (d->be->free != NULL)
 		d->be->free(d);
+	for (size_t i = 0; i < d->n_mailhost_names; i++)
+		free(d->mailhost_names[i]);
+	free(d->mailhost_names);
 	free(d);
 }
 
@@ -274,31 +281,96 @@ void dir_req_cancel(struct dir_req *req)
 
 /* ---------------------------------------------------------------- services */
 
-bool dir_service_allowed(const struct dir_record *rec, const char *service,
-			 const struct sockaddr *client, const struct sockaddr *server)
+/* One service filter text (whose: "user" or "domain", for the log). */
+static bool services_allow(const struct dir_record *rec, const char *text, const char *whose,
+			   const struct filter_query *where)
 {
 	struct filter *f;
-	struct filter_query q = {0};
+	struct filter_query q = *where;
 	struct filter_decision dec;
 	char *error = NULL;
 
-	if (rec == NULL || rec->allowed == NULL || rec->allowed[0] == '\0')
+	if (text == NULL || text[0] == '\0')
 		return true;
 	f = filter_new();
-	if (filter_add(f, FILTER_ALLOW, rec->allowed, strlen(rec->allowed), &error) < 0) {
-		sp_log(SP_LOG_ERR, "dir_allowed_services_bad", "user=%s why=\"%s\" (access denied)",
-		       rec->address, error != NULL ? error : "");
+	if (filter_add(f, FILTER_ALLOW, text, strlen(text), &error) < 0) {
+		sp_log(SP_LOG_ERR, "dir_allowed_services_bad",
+		       "user=%s whose=%s why=\"%s\" (access denied)", rec->address, whose,
+		       error != NULL ? error : "");
 		free(error);
 		filter_free(&f);
 		return false;
 	}
-	q.service = service;
-	q.client = client;
 	q.user = rec->address;
-	q.server = server;
 	filter_eval(f, &q, &dec);
 	filter_free(&f);
+	if (!dec.allowed)
+		sp_log(SP_LOG_INFO, "dir_service_denied", "user=%s service=%s whose=%s", rec->address,
+		       q.service, whose);
 	return dec.allowed;
+}
+
+bool dir_service_allowed(const struct dir_record *rec, const struct filter_query *where)
+{
+	if (rec == NULL)
+		return true;
+	return services_allow(rec, rec->domain_allowed, "domain", where) &&
+	       services_allow(rec, rec->allowed, "user", where);
+}
+
+/* ---------------------------------------------------------------- mailHost */
+
+static char *host_name_key(const char *name)
+{
+	size_t n = strlen(name);
+	char *k;
+
+	while (n > 0 && name[n - 1] == '.')
+		n--;
+	k = sp_xstrndup(name, n);
+	for (char *p = k; *p != '\0'; p++)
+		*p = (char)tolower((unsigned char)*p);
+	return k;
+}
+
+void dir_set_mailhost_names(struct dir *d, const struct sp_conf *conf, const char *hostname)
+{
+	const char *const *names = NULL;
+	size_t n = conf != NULL ? sp_conf_list(conf, "mailcore.mailhost_names", &names) : 0;
+	char host[256];
+
+	for (size_t i = 0; i < d->n_mailhost_names; i++)
+		free(d->mailhost_names[i]);
+	free(d->mailhost_names);
+	d->mailhost_names = NULL;
+	d->n_mailhost_names = 0;
+	if (n == 0) {
+		if (hostname == NULL) {
+			if (gethostname(host, sizeof(host)) < 0)
+				return;
+			host[sizeof(host) - 1] = '\0';
+			hostname = host;
+		}
+		names = &hostname;
+		n = 1;
+	}
+	d->mailhost_names = sp_xcalloc(n, sizeof(*d->mailhost_names));
+	for (size_t i = 0; i < n; i++)
+		d->mailhost_names[d->n_mailhost_names++] = host_name_key(names[i]);
+}
+
+const char *dir_remote_mailhost(const struct dir *d, const struct dir_record *rec)
+{
+	char *key;
+	bool here = false;
+
+	if (d == NULL || rec == NULL || rec->mailhost[0] == '\0')
+		return NULL;
+	key = host_name_key(rec->mailhost);
+	for (size_t i = 0; i < d->n_mailhost_names && !here; i++)
+		here = strcmp(d->mailhost_names[i], key) == 0;
+	free(key);
+	return here || d->n_mailhost_names == 0 ? NULL : rec->mailhost;
 }
 
 /* ---------------------------------------------------------------- users file */

@@ -14,6 +14,7 @@
 
 #include "common/conf.h"
 #include "common/proxy2.h"
+#include "mailcore/filter.h"
 #include "mailcore/mailcore.h"
 
 struct certmap;
@@ -36,8 +37,10 @@ struct dir_record {
 	char address[DIR_ADDR_MAX];   /* canonical lower-case local@domain (LDAP: mail) */
 	char mailhost[256];           /* LDAP mailHost; "" = this host / unset */
 	uint64_t quota;               /* bytes; 0 = unlimited (LDAP mailQuota; -1 there = 0) */
-	enum dir_user_status status;  /* LDAP mailUserStatus / inetUserStatus */
+	enum dir_user_status status;  /* LDAP mailUserStatus / inetUserStatus, and the domain's
+				       * inetDomainStatus / mailDomainStatus: the worst of them */
 	char *allowed;                /* per-user service filter text (filter.h syntax); NULL = any */
+	char *domain_allowed;         /* the domain's (LDAP mailDomainAllowedServiceAccess); NULL = any */
 	size_t n_certs;               /* SHA-256 of the user's certificates (verifycert) */
 	uint8_t cert_sha256[DIR_MAX_CERTS][32];
 	char dn[512];                 /* LDAP entry DN; "" for the users file */
@@ -102,12 +105,25 @@ struct dir_req *dir_certmap_async(struct dir *d, const struct sp_proxy_info *tls
 void dir_req_cancel(struct dir_req *req);
 
 /* Per-user allowed services (LDAP mailAllowedServiceAccess, users-file
- * allowed=), evaluated after authentication with the client access filter
- * evaluator (filter.h) for service "smtp", "imap", "pop" or "http". A
- * record without such a filter allows everything; a filter that does not
- * parse denies (and is logged). */
-bool dir_service_allowed(const struct dir_record *rec, const char *service,
-			 const struct sockaddr *client, const struct sockaddr *server);
+ * allowed=) and the domain's (LDAP mailDomainAllowedServiceAccess), each
+ * evaluated after authentication with the client access filter evaluator
+ * (filter.h) for where->service ("smtp", "imap", "pop" or "http"), the
+ * client (address and looked-up name) and server in where; where->user is
+ * ignored (rec->address is the user); both must allow. A record without such a filter allows everything; a filter that
+ * does not parse denies (and is logged). */
+bool dir_service_allowed(const struct dir_record *rec, const struct filter_query *where);
+
+/* The user's mailbox lives on another host (the Messaging Server mailHost
+ * model): rec->mailhost when it is set and not one of the names this host
+ * answers to (mailcore.mailhost_names, default mailcore.hostname); NULL
+ * when the mailbox is here. SMTP queues such a recipient to that host,
+ * IMAP answers a login with an RFC 2221 referral, POP refuses it. */
+const char *dir_remote_mailhost(const struct dir *d, const struct dir_record *rec);
+/* Sets the names this host answers to as a mailHost from
+ * mailcore.mailhost_names (empty list: hostname, which may be NULL =
+ * gethostname()). Names compare case-insensitively, a trailing dot
+ * ignored. */
+void dir_set_mailhost_names(struct dir *d, const struct sp_conf *conf, const char *hostname);
 
 /* ======================================================================
  * Backends (dir.c calls them through this table). Private.
@@ -127,6 +143,8 @@ struct dir {
 	void *priv;                    /* the backend's state */
 	const struct certmap *certmap; /* NULL = built-in default */
 	struct store_pool *pool;
+	char **mailhost_names;         /* lower case, no trailing dot */
+	size_t n_mailhost_names;
 	_Atomic unsigned refs;
 };
 

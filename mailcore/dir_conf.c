@@ -65,6 +65,22 @@ const struct sp_conf_key mailcore_dir_conf_keys[] = {
 	 10, 3600000, NULL, 0},
 	{"ldap.retry_max", SP_CONF_DURATION, "60s",
 	 "Longest wait between reconnection attempts", 10, 3600000, NULL, 0},
+	{"mailcore.mailhost_names", SP_CONF_LIST, "",
+	 "Names this host answers to as a user's mailHost (the LDAP attribute naming the "
+	 "host that stores the mailbox); a user whose mailHost is set and not one of them is "
+	 "homed elsewhere: SMTP queues the mail to that host (mailcore.queue.mailhost_port, "
+	 "mailcore.queue.mailhost_routes), IMAP answers LOGIN with an RFC 2221 referral, POP "
+	 "refuses. Empty = mailcore.hostname (or the system's host name)", 0, 0, NULL, 0},
+	/* the queue's next hop for recipients homed on another host (dir.h
+	 * dir_remote_mailhost; queue_manager.c) */
+	{"mailcore.queue.mailhost_port", SP_CONF_INT, "25",
+	 "SMTP port the queue delivers to on a user's mailHost (another store host); those "
+	 "recipients go straight to their mailHost, never through mailcore.queue.smarthost or "
+	 "MX; STARTTLS as mailcore.queue.tls", 1, 65535, NULL, 0},
+	{"mailcore.queue.mailhost_routes", SP_CONF_LIST, "",
+	 "Static next hops for mailHost names, each mailhost=host:port (e.g. "
+	 "store2.example.com=10.0.0.12:25); a mailHost listed here is not looked up in DNS "
+	 "and mailcore.queue.mailhost_port does not apply to it", 0, 0, NULL, 0},
 	{"mailcore.certmapfile", SP_CONF_STRING, NULL,
 	 "certmap.conf: client certificates to users (docs/CERTMAP.md); unset = the "
 	 "certificate's e-mail address is the user", 0, 0, NULL, 0},

@@ -32,19 +32,13 @@
 #include "common/log.h"
 #include "common/xalloc.h"
 #include "mailcore/certmap.h"
+#include "mailcore/dir_ldap_int.h"
 
 #define LDAP_FILTER_MAX 4096
 
 struct ldap_conn {
 	LDAP *ld;    /* NULL = not connected */
 	bool busy;
-};
-
-struct cache_entry {
-	char key[DIR_ADDR_MAX + 4];
-	enum dir_status st;
-	struct dir_record rec;
-	long long expires_ms;
 };
 
 struct ldap_priv {
@@ -64,15 +58,16 @@ struct ldap_priv {
 	long long down_until_ms;
 	long backoff_ms;              /* 0 = up */
 
-	pthread_mutex_t cache_mu;
-	struct cache_entry **cache;   /* direct-mapped, cache_size slots */
-	size_t cache_size;
-	long ttl_ms;
+	struct dir_ldap_cache *cache;
 };
 
 static const char *const user_attrs[] = {
 	"mail", "mailAlternateAddress", "mailHost", "mailQuota", "mailUserStatus",
 	"inetUserStatus", "mailAllowedServiceAccess", "userCertificate;binary", NULL,
+};
+
+static const char *const domain_attrs[] = {
+	"inetDomainStatus", "mailDomainStatus", "mailDomainAllowedServiceAccess", NULL,
 };
 
 static long long now_ms(void)
@@ -83,61 +78,16 @@ static long long now_ms(void)
 	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* ---------------------------------------------------------------- cache */
-
-static size_t cache_slot(const struct ldap_priv *p, const char *key)
-{
-	uint64_t h = 1469598103934665603ULL; /* FNV-1a */
-
-	for (const unsigned char *k = (const unsigned char *)key; *k != '\0'; k++)
-		h = (h ^ *k) * 1099511628211ULL;
-	return (size_t)(h % p->cache_size);
-}
-
 static bool cache_get(struct ldap_priv *p, const char *key, enum dir_status *st,
 		      struct dir_record **rec_r)
 {
-	struct cache_entry *e;
-	bool hit = false;
-
-	if (p->ttl_ms <= 0)
-		return false;
-	pthread_mutex_lock(&p->cache_mu);
-	e = p->cache[cache_slot(p, key)];
-	if (e != NULL && strcmp(e->key, key) == 0 && e->expires_ms > now_ms()) {
-		*st = e->st;
-		*rec_r = e->st == DIR_FOUND ? dir_record_dup(&e->rec) : NULL;
-		hit = true;
-	}
-	pthread_mutex_unlock(&p->cache_mu);
-	return hit;
+	return dir_ldap_cache_get(p->cache, key, now_ms(), st, rec_r);
 }
 
 static void cache_put(struct ldap_priv *p, const char *key, enum dir_status st,
 		      const struct dir_record *rec)
 {
-	struct cache_entry *e, *old;
-	size_t slot;
-
-	if (p->ttl_ms <= 0 || st == DIR_TEMPFAIL || strlen(key) >= sizeof(e->key))
-		return; /* a temporary failure is never remembered */
-	e = sp_xcalloc(1, sizeof(*e));
-	snprintf(e->key, sizeof(e->key), "%s", key);
-	e->st = st;
-	if (rec != NULL) {
-		e->rec = *rec;
-		e->rec.allowed = rec->allowed != NULL ? sp_xstrdup(rec->allowed) : NULL;
-	}
-	e->expires_ms = now_ms() + p->ttl_ms;
-	slot = cache_slot(p, key);
-	pthread_mutex_lock(&p->cache_mu);
-	old = p->cache[slot];
-	p->cache[slot] = e; /* a collision replaces: the table never grows */
-	pthread_mutex_unlock(&p->cache_mu);
-	if (old != NULL) {
-		free(old->rec.allowed);
-		free(old);
-	}
+	dir_ldap_cache_put(p->cache, key, now_ms(), st, rec);
 }
 
 /* ---------------------------------------------------------------- connections */
@@ -154,8 +104,7 @@ static void mark_down_locked(struct ldap_priv *p, const char *why)
 {
 	bool was_up = p->backoff_ms == 0;
 
-	p->backoff_ms = was_up ? p->retry_min_ms
-			       : (p->backoff_ms * 2 > p->retry_max_ms ? p->retry_max_ms : p->backoff_ms * 2);
+	p->backoff_ms = dir_ldap_next_backoff(p->backoff_ms, p->retry_min_ms, p->retry_max_ms);
 	p->down_until_ms = now_ms() + p->backoff_ms;
 	sp_log(was_up ? SP_LOG_ERR : SP_LOG_NOTICE, "ldap_down",
 	       "uri=%s why=\"%s\" retry_in_ms=%ld", p->uri, why, p->backoff_ms);
@@ -314,51 +263,7 @@ static void conn_release(struct ldap_priv *p, struct ldap_conn *c, bool broken, 
 			ldap_unbind_ext_s(close_me[i], NULL, NULL);
 }
 
-/* ---------------------------------------------------------------- filters */
-
-/* template with %U (local part), %D (domain), %o (as given), %% ; values
- * escaped per RFC 4515 so a crafted address cannot change the filter. */
-static int expand_filter(const char *tmpl, const char *user, const char *domain,
-			 const char *orig, char *out, size_t cap)
-{
-	size_t o = 0;
-
-	for (const char *t = tmpl; *t != '\0'; t++) {
-		const char *v = NULL;
-		char esc[3 * DIR_ADDR_MAX + 1];
-
-		if (*t == '%' && (t[1] == 'U' || t[1] == 'D' || t[1] == 'o')) {
-			v = t[1] == 'U' ? user : t[1] == 'D' ? domain : orig;
-			t++;
-			if (certmap_filter_escape(v != NULL ? v : "", esc, sizeof(esc)) < 0)
-				return -1;
-			size_t n = strlen(esc);
-
-			if (o + n >= cap)
-				return -1;
-			memcpy(out + o, esc, n);
-			o += n;
-			continue;
-		}
-		if (*t == '%' && t[1] == '%')
-			t++;
-		if (o + 1 >= cap)
-			return -1;
-		out[o++] = *t;
-	}
-	out[o] = '\0';
-	return 0;
-}
-
 /* ---------------------------------------------------------------- records */
-
-static void scopy(char *dst, size_t cap, const char *src)
-{
-	size_t n = strnlen(src, cap - 1);
-
-	memcpy(dst, src, n);
-	dst[n] = '\0';
-}
 
 static void lower(char *s)
 {
@@ -366,27 +271,13 @@ static void lower(char *s)
 		*s = (char)tolower((unsigned char)*s);
 }
 
-static enum dir_user_status status_of(const char *v)
-{
-	if (strcasecmp(v, "active") == 0)
-		return DIR_USER_ACTIVE;
-	if (strcasecmp(v, "deleted") == 0 || strcasecmp(v, "removed") == 0)
-		return DIR_USER_DELETED;
-	return DIR_USER_INACTIVE; /* inactive, hold, overquota, disabled, ... */
-}
-
-static void worse_status(enum dir_user_status *st, enum dir_user_status v)
-{
-	if (v > *st)
-		*st = v;
-}
-
-/* Fills rec from entry e. Returns 0, or -1 (no usable mail attribute). */
-static int record_from_entry(LDAP *ld, LDAPMessage *e, struct dir_record *rec)
+/* Fills rec from entry e, a user (domain false) or a domain entry. Every
+ * value goes through dir_ldap_entry.c, by length (values are untrusted).
+ * Returns 0, or -1 (a user entry without a usable mail attribute). */
+static int record_from_entry(LDAP *ld, LDAPMessage *e, bool domain, struct dir_record *rec)
 {
 	BerElement *ber = NULL;
 	char *dn, *a;
-	size_t allowed_len = 0;
 
 	memset(rec, 0, sizeof(*rec));
 	dn = ldap_get_dn(ld, e);
@@ -398,61 +289,38 @@ static int record_from_entry(LDAP *ld, LDAPMessage *e, struct dir_record *rec)
 		struct berval **vals = ldap_get_values_len(ld, e, a);
 
 		for (size_t i = 0; vals != NULL && vals[i] != NULL; i++) {
-			const struct berval *v = vals[i];
-			char text[512];
-
-			snprintf(text, sizeof(text), "%.*s", (int)(v->bv_len < 511 ? v->bv_len : 511), v->bv_val);
-			if (strcasecmp(a, "mail") == 0 && i == 0) {
-				if (strlen(text) < sizeof(rec->address))
-					scopy(rec->address, sizeof(rec->address), text);
-				lower(rec->address);
-			} else if (strcasecmp(a, "mailHost") == 0 && i == 0) {
-				scopy(rec->mailhost, sizeof(rec->mailhost), text);
-				lower(rec->mailhost);
-			} else if (strcasecmp(a, "mailQuota") == 0 && i == 0) {
-				long long q = strtoll(text, NULL, 10);
-
-				rec->quota = q > 0 ? (uint64_t)q : 0; /* -1: unlimited */
-			} else if (strcasecmp(a, "mailUserStatus") == 0 || strcasecmp(a, "inetUserStatus") == 0) {
-				worse_status(&rec->status, status_of(text));
-			} else if (strcasecmp(a, "mailAllowedServiceAccess") == 0 && v->bv_len > 0 &&
-				   allowed_len + v->bv_len + 2 < 16384) {
-				/* several values: rules joined with '$' (filter.h) */
-				rec->allowed = sp_xrealloc(rec->allowed, allowed_len + v->bv_len + 2, 1);
-				if (allowed_len > 0)
-					rec->allowed[allowed_len++] = '$';
-				memcpy(rec->allowed + allowed_len, v->bv_val, v->bv_len);
-				allowed_len += v->bv_len;
-				rec->allowed[allowed_len] = '\0';
-			} else if (strncasecmp(a, "userCertificate", 15) == 0 && rec->n_certs < DIR_MAX_CERTS) {
-				unsigned int md_len = 0;
-
-				if (EVP_Digest(v->bv_val, v->bv_len, rec->cert_sha256[rec->n_certs], &md_len,
-					       EVP_sha256(), NULL) == 1 && md_len == 32)
-					rec->n_certs++;
-			}
+			if (domain)
+				dir_ldap_domain_value(rec, a, i, vals[i]->bv_val, vals[i]->bv_len);
+			else
+				dir_ldap_user_value(rec, a, i, vals[i]->bv_val, vals[i]->bv_len);
 		}
 		ldap_value_free_len(vals);
 		ldap_memfree(a);
 	}
 	ber_free(ber, 0);
-	return rec->address[0] != '\0' && strchr(rec->address, '@') != NULL ? 0 : -1;
+	return domain ? 0 : dir_ldap_user_check(rec);
+}
+
+static void record_clear(struct dir_record *rec)
+{
+	free(rec->allowed);
+	free(rec->domain_allowed);
+	rec->allowed = rec->domain_allowed = NULL;
 }
 
 /* One search that must find at most one entry. DIR_FOUND fills *rec_r;
- * dn_only: only the DN matters (a domain entry). */
+ * domain: a domain entry (its DN, status and service filter). */
 static enum dir_status search_one(struct ldap_priv *p, struct ldap_conn *c, const char *base,
-				  int scope, const char *filter, bool dn_only,
+				  int scope, const char *filter, bool domain,
 				  struct dir_record **rec_r, bool *broken)
 {
-	static const char *const no_attrs[] = {"1.1", NULL};
 	struct timeval tv = {.tv_sec = p->timeout_ms / 1000, .tv_usec = (p->timeout_ms % 1000) * 1000};
 	LDAPMessage *res = NULL, *e;
 	int rc, n;
 	struct dir_record rec;
 
 	rc = ldap_search_ext_s(c->ld, base, scope, filter,
-			       (char **)(dn_only ? no_attrs : user_attrs), 0, NULL, NULL, &tv, 2, &res);
+			       (char **)(domain ? domain_attrs : user_attrs), 0, NULL, NULL, &tv, 2, &res);
 	if (rc == LDAP_NO_SUCH_OBJECT) {
 		ldap_msgfree(res);
 		return DIR_NOTFOUND;
@@ -476,51 +344,52 @@ static enum dir_status search_one(struct ldap_priv *p, struct ldap_conn *c, cons
 		return DIR_NOTFOUND;
 	}
 	e = ldap_first_entry(c->ld, res);
-	if (dn_only) {
-		char *dn = ldap_get_dn(c->ld, e);
-
-		memset(&rec, 0, sizeof(rec));
-		snprintf(rec.dn, sizeof(rec.dn), "%s", dn != NULL ? dn : "");
-		ldap_memfree(dn);
-		*rec_r = dir_record_dup(&rec);
-	} else {
-		if (record_from_entry(c->ld, e, &rec) < 0) {
-			sp_log(SP_LOG_NOTICE, "ldap_entry_without_mail", "dn=\"%s\"", rec.dn);
-			free(rec.allowed);
-			ldap_msgfree(res);
-			return DIR_NOTFOUND;
-		}
-		*rec_r = dir_record_dup(&rec);
-		free(rec.allowed);
+	if (record_from_entry(c->ld, e, domain, &rec) < 0) {
+		sp_log(SP_LOG_NOTICE, "ldap_entry_without_mail", "dn=\"%s\"", rec.dn);
+		record_clear(&rec);
+		ldap_msgfree(res);
+		return DIR_NOTFOUND;
 	}
+	*rec_r = dir_record_dup(&rec);
+	record_clear(&rec);
 	ldap_msgfree(res);
 	return DIR_FOUND;
 }
 
-/* The base to search users of domain under: the domain entry's DN (the
- * multi-domain tree), or ldap.basedn. */
-static enum dir_status domain_base(struct ldap_priv *p, struct ldap_conn *c, const char *domain,
-				   char *base, size_t cap, bool *broken)
+/* The domain's entry (the multi-domain tree): *dom_r gets its DN (the
+ * base to search its users under), its status and its service filter;
+ * a deleted, removed or disabled domain is not found (its users are
+ * refused for good). Without ldap.domainlookup: ldap.basedn, active. */
+static enum dir_status domain_entry(struct ldap_priv *p, struct ldap_conn *c, const char *domain,
+				    struct dir_record **dom_r, bool *broken)
 {
 	char key[DIR_ADDR_MAX + 4], filter[LDAP_FILTER_MAX];
 	struct dir_record *rec = NULL;
 	enum dir_status st;
 
 	if (!p->domainlookup) {
-		snprintf(base, cap, "%s", p->basedn);
+		struct dir_record r;
+
+		memset(&r, 0, sizeof(r));
+		snprintf(r.dn, sizeof(r.dn), "%s", p->basedn);
+		*dom_r = dir_record_dup(&r);
 		return DIR_FOUND;
 	}
 	snprintf(key, sizeof(key), "d:%s", domain);
 	lower(key);
 	if (!cache_get(p, key, &st, &rec)) {
-		if (expand_filter(p->domainfilter, "", domain, domain, filter, sizeof(filter)) < 0)
+		if (dir_ldap_expand_filter(p->domainfilter, "", domain, domain, filter,
+					   sizeof(filter)) < 0)
 			return DIR_NOTFOUND;
 		st = search_one(p, c, p->basedn, LDAP_SCOPE_SUBTREE, filter, true, &rec, broken);
 		cache_put(p, key, st, rec);
 	}
-	if (st == DIR_FOUND)
-		snprintf(base, cap, "%s", rec->dn);
-	dir_record_free(&rec);
+	if (st == DIR_FOUND && rec->status == DIR_USER_DELETED) {
+		sp_log(SP_LOG_INFO, "ldap_domain_deleted", "dn=\"%s\"", rec->dn);
+		dir_record_free(&rec);
+		return DIR_NOTFOUND;
+	}
+	*dom_r = rec;
 	return st;
 }
 
@@ -528,8 +397,9 @@ static enum dir_status domain_base(struct ldap_priv *p, struct ldap_conn *c, con
 static enum dir_status find_user(struct ldap_priv *p, struct ldap_conn *c, const char *tmpl,
 				 const char *name, struct dir_record **rec_r, bool *broken)
 {
-	char local[DIR_ADDR_MAX], domain[DIR_ADDR_MAX], base[1024], filter[LDAP_FILTER_MAX];
+	char local[DIR_ADDR_MAX], domain[DIR_ADDR_MAX], filter[LDAP_FILTER_MAX];
 	const char *at = strrchr(name, '@');
+	struct dir_record *dom = NULL;
 	enum dir_status st;
 
 	if (at != NULL) {
@@ -543,12 +413,18 @@ static enum dir_status find_user(struct ldap_priv *p, struct ldap_conn *c, const
 	}
 	if (local[0] == '\0' || domain[0] == '\0')
 		return DIR_NOTFOUND;
-	st = domain_base(p, c, domain, base, sizeof(base), broken);
+	st = domain_entry(p, c, domain, &dom, broken);
 	if (st != DIR_FOUND)
 		return st;
-	if (expand_filter(tmpl, local, domain, name, filter, sizeof(filter)) < 0)
+	if (dir_ldap_expand_filter(tmpl, local, domain, name, filter, sizeof(filter)) < 0) {
+		dir_record_free(&dom);
 		return DIR_NOTFOUND;
-	return search_one(p, c, base, LDAP_SCOPE_SUBTREE, filter, false, rec_r, broken);
+	}
+	st = search_one(p, c, dom->dn, LDAP_SCOPE_SUBTREE, filter, false, rec_r, broken);
+	if (st == DIR_FOUND)
+		dir_ldap_merge_domain(*rec_r, dom);
+	dir_record_free(&dom);
+	return st;
 }
 
 /* ---------------------------------------------------------------- backend */
@@ -686,6 +562,19 @@ static enum dir_status dl_certmap(struct dir *d, const struct sp_proxy_info *tls
 	if (c == NULL)
 		return DIR_TEMPFAIL;
 	st = search_one(p, c, base, scope, filter, false, rec_r, &broken);
+	if (st == DIR_FOUND) {
+		/* the user's domain entry counts as for a password login */
+		struct dir_record *dom = NULL;
+		enum dir_status dst = domain_entry(p, c, strrchr((*rec_r)->address, '@') + 1, &dom,
+						   &broken);
+
+		if (dst == DIR_FOUND)
+			dir_ldap_merge_domain(*rec_r, dom);
+		else
+			dir_record_free(rec_r);
+		dir_record_free(&dom);
+		st = dst;
+	}
 	conn_release(p, c, broken, "certmap search failed");
 	if (st != DIR_FOUND)
 		return st;
@@ -716,13 +605,7 @@ static void ldap_priv_free(struct ldap_priv *p)
 		if (p->conns[i].ld != NULL)
 			ldap_unbind_ext_s(p->conns[i].ld, NULL, NULL);
 	free(p->conns);
-	if (p->cache != NULL)
-		for (size_t i = 0; i < p->cache_size; i++)
-			if (p->cache[i] != NULL) {
-				free(p->cache[i]->rec.allowed);
-				free(p->cache[i]);
-			}
-	free(p->cache);
+	dir_ldap_cache_free(&p->cache);
 	if (p->bindpw != NULL)
 		sp_free_secret(p->bindpw, p->bindpw_len + 1);
 	free(p->uri);
@@ -735,7 +618,6 @@ static void ldap_priv_free(struct ldap_priv *p)
 	free(p->defaultdomain);
 	pthread_mutex_destroy(&p->mu);
 	pthread_cond_destroy(&p->cv);
-	pthread_mutex_destroy(&p->cache_mu);
 	free(p);
 }
 
@@ -817,7 +699,6 @@ struct dir *dir_ldap_new(const struct sp_conf *conf, const struct certmap *certm
 
 	pthread_mutex_init(&p->mu, NULL);
 	pthread_cond_init(&p->cv, NULL);
-	pthread_mutex_init(&p->cache_mu, NULL);
 	if (host == NULL || host[0] == '\0' || strpbrk(host, "/ ") != NULL) {
 		*error_r = sp_xasprintf("ldap.host: a host name or address is needed");
 		goto fail;
@@ -860,10 +741,14 @@ struct dir *dir_ldap_new(const struct sp_conf *conf, const struct certmap *certm
 		p->retry_max_ms = p->retry_min_ms;
 	p->n_conns = (size_t)sp_conf_int(conf, "ldap.connections");
 	p->conns = sp_xcalloc(p->n_conns, sizeof(*p->conns));
-	p->ttl_ms = (long)sp_conf_int(conf, "ldap.cache_ttl");
-	p->cache_size = (size_t)sp_conf_int(conf, "ldap.cache_size");
-	p->cache = sp_xcalloc(p->cache_size, sizeof(*p->cache));
-	return dir_new_backend(&ldap_backend, p, certmap);
+	p->cache = dir_ldap_cache_new((size_t)sp_conf_int(conf, "ldap.cache_size"),
+				      (long)sp_conf_int(conf, "ldap.cache_ttl"));
+	{
+		struct dir *d = dir_new_backend(&ldap_backend, p, certmap);
+
+		dir_set_mailhost_names(d, conf, sp_conf_str(conf, "mailcore.hostname"));
+		return d;
+	}
 fail:
 	ldap_priv_free(p);
 	return NULL;

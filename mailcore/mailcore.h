@@ -320,7 +320,8 @@ int store_maildir_path(const char *root, const char *address, char *buf, size_t 
  * first lines are the envelope, then a blank line, then the message:
  *   X-Sealpost-Queue: 1\r\n
  *   X-Sealpost-From: <sender>\r\n
- *   X-Sealpost-To: <recipient>\r\n      (one per recipient)
+ *   X-Sealpost-To: <recipient>[ mailhost=H]\r\n  (one per recipient; H: the
+ *                                       recipient's mailHost, queue.h)
  *   \r\n
  * The queue manager (queue.h, queue_manager.c) consumes it. */
 
@@ -381,9 +382,14 @@ struct smtp_env {
 	 * loop (store_pool.h); NULL = inline (unit tests). With a pool the
 	 * server must set a resume callback on each session. */
 	struct store_pool *pool;
+	/* service.smtp.domainallowed / domainnotallowed: applied after AUTH
+	 * (with the user), like the per-user allowed services; NULL or an
+	 * empty set = everyone. */
+	const struct filter *auth_filter;
 };
 
 struct dir;
+struct filter;
 
 /* What the server knows about the connection. */
 struct smtp_conn_info {
@@ -437,6 +443,17 @@ void smtp_session_timeout(struct smtp_session *s);
  * moved on; the server writes its output and reads again. Called on the
  * loop; the callback may free the session. */
 void smtp_session_set_resume(struct smtp_session *s, void (*resume)(void *arg), void *arg);
+/* The client's reverse name once its lookup answered (mc_resolve.h): a
+ * verified name goes into the Received: header (RFC 5321 4.4 TCP-info
+ * "name [ip]"); both kinds go to the authenticated-session filter (an
+ * unverified name matches DNSSPOOFER only). May answer an AUTH that
+ * waited for it, and then calls the resume callback (which may free the
+ * session). */
+void smtp_session_set_client_name(struct smtp_session *s, const char *name, bool verified);
+/* A lookup for the client's name has started: an AUTH whose answer
+ * depends on the name (service.smtp.domainallowed with name rules) waits
+ * for smtp_session_set_client_name. */
+void smtp_session_expect_client_name(struct smtp_session *s);
 
 /* For logs and tests. */
 const char *smtp_session_state_name(const struct smtp_session *s);
@@ -489,6 +506,10 @@ int smtp_server_listen_backend(struct smtp_server *srv, const char *spec, char *
 /* Closes the listeners; connections finish on their own. */
 void smtp_server_stop_listening(struct smtp_server *srv);
 unsigned smtp_server_connections(const struct smtp_server *srv);
+/* Client name lookups (mc_resolve.h) for new connections, started at
+ * connect without delaying the greeting; NULL or mode no = none. */
+struct mc_resolver;
+void smtp_server_set_resolver(struct smtp_server *srv, struct mc_resolver *resolver);
 void smtp_server_free(struct smtp_server **srv);
 
 #endif

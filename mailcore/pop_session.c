@@ -154,9 +154,17 @@ static bool enter_transaction(struct pop_session *s, const struct dir_record *u,
 {
 	char path[4096], *err = NULL;
 	enum store_mb_result rc;
+	struct filter_query q = {
+		.service = "pop",
+		.client = (const struct sockaddr *)&s->client,
+		.client_name = s->client_name,
+		.client_name_verified = s->client_name_verified,
+		.user = u->address,
+		.server = (const struct sockaddr *)&s->local,
+		.server_name = s->env->hostname,
+	};
 
-	if (!dir_service_allowed(u, "pop", (const struct sockaddr *)&s->client,
-				 (const struct sockaddr *)&s->local)) {
+	if (!dir_service_allowed(u, &q)) {
 		sp_log(SP_LOG_NOTICE, "pop_login",
 		       "client=%s user=%s method=%s result=refused why=\"service not allowed for user\"",
 		       s->client_ip, u->address, how);
@@ -164,15 +172,6 @@ static bool enter_transaction(struct pop_session *s, const struct dir_record *u,
 	}
 
 	if (s->env->filter != NULL) {
-		struct filter_query q = {
-			.service = "pop",
-			.client = (const struct sockaddr *)&s->client,
-			.client_name = s->client_name,
-			.client_name_verified = s->client_name_verified,
-			.user = u->address,
-			.server = (const struct sockaddr *)&s->local,
-			.server_name = s->env->hostname,
-		};
 		struct filter_decision d;
 
 		filter_eval(s->env->filter, &q, &d);
@@ -182,6 +181,18 @@ static bool enter_transaction(struct pop_session *s, const struct dir_record *u,
 			out(s, "-ERR [AUTH] Access denied\r\n", sizeof("-ERR [AUTH] Access denied\r\n") - 1);
 			return true;
 		}
+	}
+	if (dir_remote_mailhost(s->dir, u) != NULL) {
+		/* the maildrop is on the user's mailHost; POP has no referral
+		 * (RFC 2449 and 3206 define none): [SYS/PERM], RFC 3206 4, says
+		 * "not your credentials, do not retry here", and the text names
+		 * the host. We do not proxy. */
+		sp_log(SP_LOG_INFO, "pop_login",
+		       "client=%s user=%s method=%s result=other_host mailhost=%s", s->client_ip,
+		       u->address, how, dir_remote_mailhost(s->dir, u));
+		outf(s, "-ERR [SYS/PERM] Your mailbox is on another server: %s\r\n",
+		     dir_remote_mailhost(s->dir, u));
+		return true;
 	}
 	if (store_maildir_path(s->env->store_root, u->address, path, sizeof(path)) < 0) {
 		out(s, "-ERR [SYS/PERM] No maildrop\r\n", sizeof("-ERR [SYS/PERM] No maildrop\r\n") - 1);
@@ -507,6 +518,16 @@ static bool deleted_here(uint32_t uid, void *arg)
 	return false;
 }
 
+/* The maildrop is let go before the reply to QUIT goes out, so a client
+ * that logs in again as soon as it reads +OK is not told [IN-USE]. */
+static void release_maildrop(struct pop_session *s)
+{
+	store_mailbox_close(&s->mb);
+	if (s->lock_fd >= 0)
+		close(s->lock_fd);
+	s->lock_fd = -1;
+}
+
 static void update_and_quit(struct pop_session *s)
 {
 	size_t n = store_mailbox_count(s->mb);
@@ -535,12 +556,14 @@ static void update_and_quit(struct pop_session *s)
 			sp_log(SP_LOG_ERR, "pop_update", "user=%s why=\"%s\"", s->user, err);
 			free(err);
 			free(set.uids);
+			release_maildrop(s);
 			out(s, "-ERR [SYS/TEMP] Some deleted messages not removed\r\n",
 			    sizeof("-ERR [SYS/TEMP] Some deleted messages not removed\r\n") - 1);
 			s->want_close = true;
 			return;
 		}
 	}
+	release_maildrop(s);
 	outf(s, "+OK %s POP3 server signing off (%zu messages deleted)\r\n", s->env->hostname, set.n);
 	free(set.uids);
 	s->want_close = true;

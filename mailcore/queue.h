@@ -29,11 +29,16 @@
 struct queue_envelope {
 	char *sender;           /* "" = null reverse-path */
 	char **rcpts;
+	char **mailhosts;       /* parallel to rcpts: the recipient's mailHost when it
+				 * is homed on another store host (routed there, not
+				 * by MX or smarthost); NULL = the usual next hop */
 	size_t n_rcpts;
 	uint64_t body_offset;   /* first byte of the message after the blank line */
 };
 
-/* Parses the envelope at the start of buf[0..len) (pure). Returns 0, 1 when
+/* Parses the envelope at the start of buf[0..len) (pure). A recipient
+ * line may name the recipient's mailHost: "X-Sealpost-To: <a@b> mailhost=H"
+ * (H: 1..255 of [A-Za-z0-9.-_], stored lower case). Returns 0, 1 when
  * more bytes are needed (no blank line yet), -1 with *error_r (static) when
  * it is not a spool file. Caller frees with queue_envelope_clear. */
 int queue_envelope_parse(const char *buf, size_t len, struct queue_envelope *env,
@@ -129,6 +134,8 @@ int queue_mx_parse(const unsigned char *answer, size_t len, char hosts[][256], s
  * for an unknown domain or a null MX, else temporary). */
 size_t queue_resolve(const char *domain, const char *smarthost, struct smtpc_addr *out,
 		     size_t max, bool *perm, char *error, size_t error_cap);
+/* Valid as a mailHost next hop (pure): 1..255 of [A-Za-z0-9.-_]. */
+bool queue_mailhost_valid(const char *host, size_t len);
 
 /* ---------------------------------------------------------------- manager */
 

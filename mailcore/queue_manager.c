@@ -66,7 +66,8 @@ struct qconn {
 	size_t n_addrs;
 	bool perm;
 	char error[QUEUE_ERROR_MAX];
-	const char *smarthost;
+	const char *smarthost;       /* host:port to use instead of MX, or NULL */
+	char mailhost_hop[300];      /* host:port of a mailHost group (smarthost points here) */
 	struct smtpc_session *client;
 	struct qconn *prev, *next;   /* qm->conns */
 };
@@ -82,6 +83,9 @@ struct queue_manager {
 	const struct smtp_env *env;
 	char *dir;
 	char *smarthost;
+	long mailhost_port;          /* mailHost next hops: this port unless routed */
+	char **mailhost_routes;      /* "name=host:port" (mailcore.queue.mailhost_routes) */
+	size_t n_mailhost_routes;
 	struct smtpc_config cc;
 	SSL_CTX *ssl_ctx;
 	long retry_min_ms, retry_max_ms, max_age_ms, scan_interval_ms;
@@ -678,8 +682,29 @@ static void resolve_done(void *arg)
 	}
 }
 
-/* Groups the open recipients by domain (one group with a smarthost).
- * Returns false when a domain has no free connection slot now. */
+/* The next hop of a recipient homed on another store host: its entry in
+ * mailcore.queue.mailhost_routes, else host:mailcore.queue.mailhost_port
+ * (the mailHost's own A/AAAA records; never its domain's MX). */
+static void mailhost_hop(const struct queue_manager *qm, const char *host, char *buf, size_t cap)
+{
+	size_t hl = strlen(host);
+
+	for (size_t i = 0; i < qm->n_mailhost_routes; i++) {
+		const char *r = qm->mailhost_routes[i];
+
+		if (strncasecmp(r, host, hl) == 0 && r[hl] == '=') {
+			snprintf(buf, cap, "%s", r + hl + 1);
+			return;
+		}
+	}
+	snprintf(buf, cap, "%s:%ld", host, qm->mailhost_port);
+}
+
+/* Groups the open recipients by domain (one group with a smarthost);
+ * recipients homed on another store host (env.mailhosts) go to that host
+ * whatever the smarthost, one group per mailHost ("mailhost:" keys keep
+ * them apart from a domain of the same name). Returns false when a
+ * domain has no free connection slot now. */
 static bool start_round(struct queue_manager *qm, struct qmsg *m)
 {
 	struct qconn **conns = NULL;
@@ -688,11 +713,17 @@ static bool start_round(struct queue_manager *qm, struct qmsg *m)
 	bool ok = true;
 
 	for (size_t i = 0; i < m->env.n_rcpts; i++) {
+		const char *mh = m->env.mailhosts != NULL ? m->env.mailhosts[i] : NULL;
 		const char *dom = qm->smarthost != NULL ? qm->smarthost : rcpt_domain(m->env.rcpts[i]);
+		char key[256];
 		struct qconn *c = NULL;
 
 		if (!rcpt_open(m->st.rcpts[i].status))
 			continue;
+		if (mh != NULL) {
+			snprintf(key, sizeof(key), "mailhost:%s", mh);
+			dom = key;
+		}
 		for (size_t k = 0; k < n_conns; k++)
 			if (strcasecmp(conns[k]->domain, dom) == 0)
 				c = conns[k];
@@ -701,6 +732,10 @@ static bool start_round(struct queue_manager *qm, struct qmsg *m)
 			c->qm = qm;
 			c->msg = m;
 			c->smarthost = qm->smarthost;
+			if (mh != NULL) {
+				mailhost_hop(qm, mh, c->mailhost_hop, sizeof(c->mailhost_hop));
+				c->smarthost = c->mailhost_hop;
+			}
 			snprintf(c->domain, sizeof(c->domain), "%s", dom);
 			c->idx = sp_xcalloc(m->env.n_rcpts, sizeof(*c->idx));
 			c->rcpts = sp_xcalloc(m->env.n_rcpts, sizeof(*c->rcpts));
@@ -937,6 +972,27 @@ struct queue_manager *queue_manager_new(struct event_base *base, struct store_po
 		}
 		qm->smarthost = sp_xstrdup(smarthost);
 	}
+	qm->mailhost_port = (long)sp_conf_int(conf, "mailcore.queue.mailhost_port");
+	{
+		const char *const *routes = NULL;
+		size_t n = sp_conf_list(conf, "mailcore.queue.mailhost_routes", &routes);
+
+		qm->mailhost_routes = sp_xcalloc(n + 1, sizeof(*qm->mailhost_routes));
+		for (size_t i = 0; i < n; i++) {
+			const char *eq = strchr(routes[i], '=');
+			const char *colon = eq != NULL ? strrchr(eq, ':') : NULL;
+			char *end = NULL;
+			long port = colon != NULL ? strtol(colon + 1, &end, 10) : 0;
+
+			if (eq == NULL || !queue_mailhost_valid(routes[i], (size_t)(eq - routes[i])) ||
+			    colon == NULL || colon == eq + 1 || *end != '\0' || port < 1 || port > 65535) {
+				*error_r = sp_xasprintf("mailcore.queue.mailhost_routes: \"%s\" is not "
+							"mailhost=host:port", routes[i]);
+				goto fail;
+			}
+			qm->mailhost_routes[qm->n_mailhost_routes++] = sp_xstrdup(routes[i]);
+		}
+	}
 	qm->cc.helo_name = env->hostname;
 	qm->cc.tls = strcmp(tls, "must") == 0 ? SMTPC_TLS_MUST
 		   : strcmp(tls, "may") == 0  ? SMTPC_TLS_MAY
@@ -1011,6 +1067,9 @@ void queue_manager_free(struct queue_manager **qmp)
 	}
 	SSL_CTX_free(qm->ssl_ctx);
 	free(qm->doms);
+	for (size_t i = 0; i < qm->n_mailhost_routes; i++)
+		free(qm->mailhost_routes[i]);
+	free(qm->mailhost_routes);
 	free(qm->smarthost);
 	free(qm->dir);
 	free(qm);

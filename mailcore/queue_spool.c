@@ -22,9 +22,12 @@
 
 void queue_envelope_clear(struct queue_envelope *env)
 {
-	for (size_t i = 0; i < env->n_rcpts; i++)
+	for (size_t i = 0; i < env->n_rcpts; i++) {
 		free(env->rcpts[i]);
+		free(env->mailhosts != NULL ? env->mailhosts[i] : NULL);
+	}
 	free(env->rcpts);
+	free(env->mailhosts);
 	free(env->sender);
 	memset(env, 0, sizeof(*env));
 }
@@ -39,6 +42,51 @@ static char *angle_addr(const char *v, size_t n)
 		    v[i] == '>')
 			return NULL;
 	return sp_xstrndup(v + 1, n - 2);
+}
+
+bool queue_mailhost_valid(const char *host, size_t len)
+{
+	if (len == 0 || len > 255)
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		char c = host[i];
+
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		      c == '.' || c == '-' || c == '_'))
+			return false;
+	}
+	return true;
+}
+
+/* "<addr>" or "<addr> mailhost=HOST" (queue.h): the address, and the
+ * host (lower case) or NULL. -1 when malformed. */
+static int rcpt_value(const char *v, size_t vl, char **addr_r, char **host_r)
+{
+	static const char key[] = " mailhost=";
+	const char *end = memchr(v, '>', vl);
+	size_t al = end != NULL ? (size_t)(end - v) + 1 : vl;
+
+	*host_r = NULL;
+	if (al < vl) {
+		const char *h = v + al + sizeof(key) - 1;
+		size_t hl = vl - al - (sizeof(key) - 1);
+
+		if (vl - al < sizeof(key) || memcmp(v + al, key, sizeof(key) - 1) != 0 ||
+		    !queue_mailhost_valid(h, hl))
+			return -1;
+		*host_r = sp_xstrndup(h, hl);
+		for (char *p = *host_r; *p != '\0'; p++)
+			if (*p >= 'A' && *p <= 'Z')
+				*p = (char)(*p - 'A' + 'a');
+	}
+	*addr_r = angle_addr(v, al);
+	if (*addr_r == NULL || (*addr_r)[0] == '\0') {
+		free(*addr_r);
+		free(*host_r);
+		*host_r = NULL;
+		return -1;
+	}
+	return 0;
 }
 
 int queue_envelope_parse(const char *buf, size_t len, struct queue_envelope *env,
@@ -96,15 +144,17 @@ int queue_envelope_parse(const char *buf, size_t len, struct queue_envelope *env
 				}
 				have_from = true;
 			} else if (kl == 13 && memcmp(line, "X-Sealpost-To", 13) == 0) {
-				char *a = angle_addr(v, vl);
+				char *a = NULL, *host = NULL;
 
-				if (a == NULL || a[0] == '\0' || env->n_rcpts >= QUEUE_RCPTS_MAX) {
-					free(a);
+				if (env->n_rcpts >= QUEUE_RCPTS_MAX || rcpt_value(v, vl, &a, &host) < 0) {
 					*error_r = "bad or too many recipients";
 					goto bad;
 				}
 				env->rcpts = sp_xrealloc(env->rcpts, env->n_rcpts + 1, sizeof(*env->rcpts));
-				env->rcpts[env->n_rcpts++] = a;
+				env->mailhosts = sp_xrealloc(env->mailhosts, env->n_rcpts + 1,
+							     sizeof(*env->mailhosts));
+				env->rcpts[env->n_rcpts] = a;
+				env->mailhosts[env->n_rcpts++] = host;
 			} else {
 				*error_r = "unknown envelope line";
 				goto bad;

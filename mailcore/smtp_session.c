@@ -25,6 +25,7 @@
 #define ADDR_CAP (SMTP_LOCAL_PART_MAX + 1 + SMTP_DOMAIN_MAX + 1)
 #define MAX_TARGETS 1000   /* recipients after alias expansion, per transaction */
 #define DATA_CHUNK 4096
+#define SMTP_MAX_RECEIVED 100 /* RFC 5321 6.3: loop threshold, "at least 100" */
 
 enum smtp_state {
 	SMTP_S_NEW,       /* created; the greeting is the first transition */
@@ -78,6 +79,7 @@ struct rcpt {
 	char *addr;                  /* final address */
 	bool local;
 	uint64_t quota;              /* local only; 0 = unlimited */
+	char *mailhost;              /* homed on another store host: queued to it; else NULL */
 };
 
 struct mbuf {
@@ -97,6 +99,7 @@ struct rcpt_target {
 	enum dir_status st;
 	struct dir_record *rec;
 	bool over_quota;
+	bool homed_elsewhere;        /* rec's mailHost is another host (dir_remote_mailhost) */
 };
 
 struct smtp_job {
@@ -149,6 +152,13 @@ struct smtp_session {
 	enum smtp_channel channel;
 	struct sockaddr_storage client, local;
 	char client_ip[INET6_ADDRSTRLEN];
+	char client_name[256];          /* verified reverse name, for Received:; "" = none */
+	/* for service.smtp.domainallowed: the lookup's answer as it came
+	 * (an unverified name matches DNSSPOOFER), and whether it is due */
+	char filter_name[256];
+	bool filter_name_verified;
+	bool name_pending;
+	struct smtp_job *parked;        /* AUTH checked, waiting for the name */
 	char port_probe[160];           /* TCP|server-ip|server-port|client-ip|client-port */
 
 	bool tls;
@@ -265,8 +275,10 @@ static bool domain_is_local(const char *domain, void *arg)
 
 static void transaction_reset(struct smtp_session *s)
 {
-	for (size_t i = 0; i < s->n_rcpts; i++)
+	for (size_t i = 0; i < s->n_rcpts; i++) {
 		free(s->rcpts[i].addr);
+		free(s->rcpts[i].mailhost);
+	}
 	s->n_rcpts = 0;
 	s->n_rcpt_cmds = 0;
 	s->from[0] = '\0';
@@ -357,7 +369,8 @@ static bool send_access_refused(struct smtp_session *s, bool orig, const char *d
 	}
 }
 
-static bool rcpt_add(struct smtp_session *s, const char *addr, bool local, uint64_t quota)
+static bool rcpt_add(struct smtp_session *s, const char *addr, bool local, uint64_t quota,
+		     const char *mailhost)
 {
 	for (size_t i = 0; i < s->n_rcpts; i++)
 		if (strcmp(s->rcpts[i].addr, addr) == 0)
@@ -371,6 +384,7 @@ static bool rcpt_add(struct smtp_session *s, const char *addr, bool local, uint6
 	s->rcpts[s->n_rcpts].addr = sp_xstrdup(addr);
 	s->rcpts[s->n_rcpts].local = local;
 	s->rcpts[s->n_rcpts].quota = quota;
+	s->rcpts[s->n_rcpts].mailhost = mailhost != NULL ? sp_xstrdup(mailhost) : NULL;
 	s->n_rcpts++;
 	return true;
 }
@@ -490,7 +504,11 @@ static void rcpt_lookup_work(struct smtp_job *j)
 		if (!t->local)
 			continue;
 		t->st = dir_lookup(j->dir, t->addr, &t->rec);
-		if (t->st != DIR_FOUND || t->rec->status != DIR_USER_ACTIVE || t->rec->quota == 0)
+		if (t->st == DIR_FOUND)
+			t->homed_elsewhere = dir_remote_mailhost(j->dir, t->rec) != NULL;
+		/* the quota of a mailbox on another host is that host's business */
+		if (t->st != DIR_FOUND || t->rec->status != DIR_USER_ACTIVE || t->rec->quota == 0 ||
+		    t->homed_elsewhere)
 			continue;
 		if (store_maildir_path(j->store_root, t->rec->address, maildir, sizeof(maildir)) == 0 &&
 		    store_maildir_usage(maildir, &used) == 0 && used + j->declared_size >= t->rec->quota)
@@ -582,7 +600,7 @@ static enum smtp_state cmd_rcpt(struct smtp_session *s, const struct smtp_cmd *c
 		}
 		if (send_access_refused(s, false, "tcp_local", addr))
 			return s->state;
-		if (!rcpt_add(s, addr, false, 0)) {
+		if (!rcpt_add(s, addr, false, 0, NULL)) {
 			reply(s, 452, "4.5.3", "Too many recipients");
 			return s->state;
 		}
@@ -634,7 +652,9 @@ static enum smtp_state cmd_rcpt(struct smtp_session *s, const struct smtp_cmd *c
 }
 
 /* The recipient's lookups answered (on the loop): each target must be able
- * to receive and pass SEND_ACCESS; then all of them are added, or none. */
+ * to receive and pass SEND_ACCESS; then all of them are added, or none.
+ * A local user homed on another store host (mailHost) passes the same
+ * checks and is queued to that host: never stored here. */
 static enum smtp_state rcpt_checked(struct smtp_session *s, const struct smtp_job *j)
 {
 	const char *addr = j->rcpt_addr;
@@ -647,6 +667,12 @@ static enum smtp_state rcpt_checked(struct smtp_session *s, const struct smtp_jo
 				reply(s, 451, "4.3.0", "<%s>: No outbound queue configured", addr);
 			return j->rcpt_prev;
 		}
+		if (t->local && t->homed_elsewhere && s->env->queue_dir == NULL) {
+			sp_log(SP_LOG_ERR, "smtp_rcpt_mailhost_no_queue", "client=%s mailhost=%s",
+			       s->client_ip, t->rec->mailhost);
+			reply(s, 451, "4.3.0", "<%s>: No outbound queue configured", addr);
+			return j->rcpt_prev;
+		}
 		if (send_access_refused(s, false, t->local ? "ims-ms" : "tcp_local",
 					t->local ? t->rec->address : t->addr))
 			return j->rcpt_prev;
@@ -654,8 +680,10 @@ static enum smtp_state rcpt_checked(struct smtp_session *s, const struct smtp_jo
 	for (size_t i = 0; i < j->n_rt; i++) {
 		const struct rcpt_target *t = &j->rt[i];
 
-		if (!rcpt_add(s, t->local ? t->rec->address : t->addr, t->local,
-			      t->local ? t->rec->quota : 0)) {
+		bool here = t->local && !t->homed_elsewhere;
+
+		if (!rcpt_add(s, t->local ? t->rec->address : t->addr, here, here ? t->rec->quota : 0,
+			      t->local && t->homed_elsewhere ? t->rec->mailhost : NULL)) {
 			reply(s, 452, "4.5.3", "Too many recipients");
 			return j->rcpt_prev;
 		}
@@ -797,11 +825,33 @@ static enum smtp_state auth_checked(struct smtp_session *s, const struct smtp_jo
 	/* RFC 4422 A.1: an empty authzid, or the identity the certificate maps to */
 	if (j->external && s->cert_user[0] != '\0' && strcasecmp(s->cert_user, j->rec->address) != 0)
 		return auth_failure(s, who);
-	if (!dir_service_allowed(j->rec, "smtp", (const struct sockaddr *)&s->client,
-				 (const struct sockaddr *)&s->local)) {
-		sp_log(SP_LOG_NOTICE, "smtp_auth_service_denied", "client=%s user=%s", s->client_ip,
-		       j->rec->address);
-		return auth_failure(s, j->rec->address);
+	{
+		struct filter_query q = {
+			.service = "smtp",
+			.client = (const struct sockaddr *)&s->client,
+			.client_name = s->filter_name[0] != '\0' ? s->filter_name : NULL,
+			.client_name_verified = s->filter_name_verified,
+			.user = j->rec->address,
+			.server = (const struct sockaddr *)&s->local,
+			.server_name = s->env->hostname,
+		};
+		struct filter_decision d = {.allowed = true, .rule = -1};
+
+		if (!dir_service_allowed(j->rec, &q)) {
+			sp_log(SP_LOG_NOTICE, "smtp_auth_service_denied", "client=%s user=%s",
+			       s->client_ip, j->rec->address);
+			return auth_failure(s, j->rec->address);
+		}
+		if (s->env->auth_filter != NULL)
+			filter_eval(s->env->auth_filter, &q, &d);
+		if (!d.allowed) {
+			/* service.smtp.domain(not)allowed: the same 535 as a
+			 * wrong password; the log says which rule */
+			sp_log(SP_LOG_NOTICE, "smtp_auth_filtered", "client=%s name=%s user=%s rule=%d",
+			       s->client_ip, q.client_name != NULL ? q.client_name : "-",
+			       j->rec->address, d.rule);
+			return auth_failure(s, j->rec->address);
+		}
 	}
 	return auth_success(s, j->rec->address);
 }
@@ -948,9 +998,11 @@ static size_t received_header(const struct smtp_session *s, const char *id, char
 		snprintf(ip, sizeof(ip), "[%s]", s->client_ip);
 	else
 		snprintf(ip, sizeof(ip), "unknown");
-	/* RFC 5321 4.4: from, by, with, id, for; TLS and AUTH facts as comments */
-	hdr_printf(buf, cap, &pos, "Received: from %s (%s)\r\n\tby %s (Sealpost) with %s id %s",
-		   s->helo, ip, s->env->hostname, with_protocol(s), id);
+	/* RFC 5321 4.4: from, by, with, id, for; TLS and AUTH facts as comments.
+	 * TCP-info is "name [ip]" when the client's name is forward-confirmed. */
+	hdr_printf(buf, cap, &pos, "Received: from %s (%s%s%s)\r\n\tby %s (Sealpost) with %s id %s",
+		   s->helo, s->client_name, s->client_name[0] != '\0' ? " " : "", ip,
+		   s->env->hostname, with_protocol(s), id);
 	if (s->tls) {
 		char v[sizeof(s->tls_info.tls_version)], c[sizeof(s->tls_info.tls_cipher)];
 
@@ -970,7 +1022,7 @@ static size_t received_header(const struct smtp_session *s, const char *id, char
 static char *envelope_prefix(const struct smtp_session *s, bool all, size_t *len_r)
 {
 	struct mbuf b = {0};
-	char line[SMTP_PATH_MAX + 32];
+	char line[SMTP_PATH_MAX + 32 + sizeof(((struct dir_record *)0)->mailhost) + 16];
 	int n;
 
 	n = snprintf(line, sizeof(line), "X-Sealpost-Queue: 1\r\nX-Sealpost-From: <%s>\r\n", s->from);
@@ -978,7 +1030,10 @@ static char *envelope_prefix(const struct smtp_session *s, bool all, size_t *len
 	for (size_t i = 0; i < s->n_rcpts; i++) {
 		if (!all && s->rcpts[i].local)
 			continue;
-		n = snprintf(line, sizeof(line), "X-Sealpost-To: <%s>\r\n", s->rcpts[i].addr);
+		/* queue.h: a recipient homed on another store host names it */
+		n = snprintf(line, sizeof(line), "X-Sealpost-To: <%s>%s%s\r\n", s->rcpts[i].addr,
+			     s->rcpts[i].mailhost != NULL ? " mailhost=" : "",
+			     s->rcpts[i].mailhost != NULL ? s->rcpts[i].mailhost : "");
 		mbuf_append(&b, line, (size_t)n);
 	}
 	mbuf_append(&b, "\r\n", 2);
@@ -1081,10 +1136,39 @@ static enum smtp_state stored(struct smtp_session *s, const struct smtp_job *j)
 	return SMTP_S_READY;
 }
 
+/* RFC 5321 6.3: Received: fields in the header section (up to the first
+ * empty line), counted up to limit. */
+static unsigned count_received(const uint8_t *msg, size_t len, unsigned limit)
+{
+	unsigned n = 0;
+	size_t pos = 0;
+
+	while (pos < len && n < limit) {
+		const uint8_t *nl = memchr(msg + pos, '\n', len - pos);
+		size_t ll = nl != NULL ? (size_t)(nl - (msg + pos)) : len - pos;
+
+		if (ll == 0 || (ll == 1 && msg[pos] == '\r'))
+			break; /* the end of the header section */
+		if (ll >= 9 && strncasecmp((const char *)msg + pos, "Received:", 9) == 0)
+			n++;
+		pos += ll + 1;
+	}
+	return n;
+}
+
 /* End of DATA: the bare CR/LF policy (mailcore.h), the size limit (RFC 1870
- * 6.1 / RFC 5321 4.5.3.1.10: 552), then delivery. */
+ * 6.1 / RFC 5321 4.5.3.1.10: 552), the hop count (RFC 5321 6.3: at least
+ * 100 Received: fields is a loop, e.g. two hosts naming each other as a
+ * user's mailHost; RFC 3463 5.4.6), then delivery. */
 static enum smtp_state data_end(struct smtp_session *s)
 {
+	if (count_received(s->msg.data, s->msg.len, SMTP_MAX_RECEIVED) >= SMTP_MAX_RECEIVED) {
+		sp_log(SP_LOG_NOTICE, "smtp_mail_loop", "client=%s received_fields=%u", s->client_ip,
+		       SMTP_MAX_RECEIVED);
+		transaction_reset(s);
+		reply(s, 554, "5.4.6", "Too many hops (Received: fields): mail loop");
+		return SMTP_S_READY;
+	}
 	if (s->dec.bare_cr || s->dec.bare_lf) {
 		sp_log(SP_LOG_NOTICE, "smtp_bare_newline", "client=%s bare_cr=%d bare_lf=%d",
 		       s->client_ip, s->dec.bare_cr, s->dec.bare_lf);
@@ -1282,8 +1366,21 @@ static void job_work(void *arg)
 	OPENSSL_cleanse(j->pw, j->pw_len);
 }
 
+/* The authenticated-session filter names hosts but the client's name has
+ * not come back yet: the AUTH answer waits for it (bounded by the lookup's
+ * deadline), so a name rule never depends on who was faster. */
+static bool auth_waits_for_name(const struct smtp_session *s, const struct smtp_job *j)
+{
+	return j->kind == SMTP_JOB_AUTH && s->name_pending && s->env->auth_filter != NULL &&
+	       filter_needs_client_name(s->env->auth_filter);
+}
+
 static void job_finish(struct smtp_session *s, struct smtp_job *j)
 {
+	if (auth_waits_for_name(s, j)) {
+		s->parked = j;
+		return;
+	}
 	struct smtp_event ev = {.kind = j->kind == SMTP_JOB_STORE  ? SMTP_EV_STORED
 					: j->kind == SMTP_JOB_RCPT ? SMTP_EV_RCPT_CHECKED
 								   : SMTP_EV_AUTH_CHECKED,
@@ -1557,6 +1654,7 @@ void smtp_session_free(struct smtp_session **sp)
 			job_free(s->job);
 		s->job = NULL;
 	}
+	job_free(s->parked);
 	transaction_reset(s);
 	dir_tables_unref(&s->tables);
 	dir_unref(&s->dir);
@@ -1661,6 +1759,39 @@ void smtp_session_set_resume(struct smtp_session *s, void (*resume)(void *arg), 
 {
 	s->resume = resume;
 	s->resume_arg = arg;
+}
+
+void smtp_session_expect_client_name(struct smtp_session *s)
+{
+	s->name_pending = true;
+}
+
+void smtp_session_set_client_name(struct smtp_session *s, const char *name, bool verified)
+{
+	size_t len = name != NULL ? strlen(name) : 0;
+	struct smtp_job *j = s->parked;
+	void (*resume)(void *) = s->resume;
+	void *resume_arg = s->resume_arg;
+
+	/* SECURITY: from DNS; a header carries only a checked host name */
+	s->client_name[0] = s->filter_name[0] = '\0';
+	s->filter_name_verified = false;
+	if (len > 0 && len < sizeof(s->client_name) && mc_valid_hostname(name, len)) {
+		memcpy(s->filter_name, name, len + 1);
+		s->filter_name_verified = verified;
+		if (verified)
+			memcpy(s->client_name, name, len + 1);
+	}
+	s->name_pending = false;
+	if (j == NULL)
+		return;
+	/* an AUTH waited for this: answer it, run what was pipelined behind
+	 * it, and let the server write (the callback may free the session) */
+	s->parked = NULL;
+	job_finish(s, j);
+	process(s);
+	if (resume != NULL)
+		resume(resume_arg);
 }
 
 const char *smtp_session_state_name(const struct smtp_session *s)

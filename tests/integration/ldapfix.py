@@ -4,7 +4,17 @@ docs/ldap/cn=sealpost.ldif), LDAP and LDAPS on loopback ports with a server
 certificate for 127.0.0.1 issued by the test CA, and the test directory:
 two hosted domains, users with aliases and quotas, an inactive user, users
 mapped by certificate (userCertificate;binary for verifycert), one barred
-from smtp by mailAllowedServiceAccess."""
+from smtp by mailAllowedServiceAccess, one homed on another store host
+(mailHost: other.example), and three more domains: inactive.example
+(inetDomainStatus: inactive), gone.example (mailDomainStatus: deleted) and
+imaponly.example (mailDomainAllowedServiceAccess: +imap:ALL)."""
+
+# the extra hosted domains: (name, objectClass, status / filter attribute)
+DOMAIN_ATTRS = {
+    "inactive.example": "objectClass: inetDomain\ninetDomainStatus: inactive\n",
+    "gone.example": "objectClass: mailDomain\nmailDomainStatus: deleted\n",
+    "imaponly.example": "objectClass: mailDomain\nmailDomainAllowedServiceAccess: +imap:ALL\n",
+}
 
 import base64
 import os
@@ -172,13 +182,13 @@ o: sealpost
 objectClass: organizationalRole
 cn: admin
 """]
-        for dom in ("example.com", "example.net"):
+        for dom in ("example.com", "example.net") + tuple(DOMAIN_ATTRS):
             entries.append("""dn: o=%s,o=sealpost
 objectClass: organization
 objectClass: sunManagedOrganization
 o: %s
 sunPreferredDomain: %s
-""" % (dom, dom, dom))
+""" % (dom, dom, dom) + DOMAIN_ATTRS.get(dom, ""))
             entries.append("dn: ou=People,o=%s,o=sealpost\nobjectClass: organizationalUnit\n"
                            "ou: People\n" % dom)
         users = [
@@ -193,6 +203,11 @@ sunPreferredDomain: %s
             # a cleartext value: the compare method compares the stored form
             ("ivan", "example.com", PASSWORD, "inetUserStatus: active"),
             ("henry", "example.net", pw, ""),
+            # homed on another store host: mail is queued there, logins referred
+            ("olga", "example.com", pw, "mailHost: Other.Example"),
+            ("ian", "inactive.example", pw, "mailUserStatus: active"),
+            ("gus", "gone.example", pw, ""),
+            ("quinn", "imaponly.example", pw, ""),
         ]
         for uid, dom, upw, extra in users:
             entries.append(user % {"uid": uid, "dom": dom, "pw": upw, "extra": extra})
@@ -254,3 +269,27 @@ sunPreferredDomain: %s
         else:
             lines += ["ldap.port = %d" % self.port]
         return "\n".join(lines) + "\n" + extra
+
+
+def ldap_mailcore(daemons, build, free_port, d, slapd, domains="example.com, example.net",
+                  extra="", **mc_kw):
+    """A started mailcore (mcfix.Mailcore) with slapd as its directory, the
+    hosted domains as mailcore.domains, and IMAP and POP on their own ports
+    (mc.imap_port, mc.pop_port). mc_kw goes to Mailcore (queue_delivery=...)."""
+    from mcfix import Mailcore
+
+    d.mkdir()
+    imap_port, pop_port = free_port(), free_port()
+    mc = Mailcore(daemons, build, free_port, d, **mc_kw,
+                  extra_conf=slapd.conf() + "mailcore.domains = %s\n" % domains +
+                  "service.imap.port = %d\nservice.pop.port = %d\n%s"
+                  % (imap_port, pop_port, extra))
+    # one mailcore.domains line: ours, with the hosted domains
+    conf = open(mc.conf).read().replace("mailcore.domains = example.com\n", "")
+    with open(mc.conf, "w") as f:
+        f.write(conf)
+    mc.imap_port, mc.pop_port = imap_port, pop_port
+    mc.start()
+    spfix.wait_for(lambda: spfix.port_open(imap_port), what="imap port")
+    return mc
+

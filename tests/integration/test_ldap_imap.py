@@ -15,8 +15,7 @@ import ssl
 import pytest
 
 import spfix
-from ldapfix import PASSWORD, ROOTDN, ROOTPW, Slapd
-from mcfix import Mailcore
+from ldapfix import PASSWORD, ROOTDN, ROOTPW, Slapd, ldap_mailcore
 from test_certmap_smtp import CERTMAP
 from test_tlsd_env import tlsd_factory  # noqa: F401 (fixture)
 
@@ -44,19 +43,7 @@ def slapd(daemons, free_port, pki, tmp_path):
 
 
 def make_mc(daemons, build, free_port, d, slapd, extra=""):
-    d.mkdir()
-    imap_port, pop_port = free_port(), free_port()
-    mc = Mailcore(daemons, build, free_port, d,
-                  extra_conf=slapd.conf() + "mailcore.domains = example.com, example.net\n"
-                  "service.imap.port = %d\nservice.pop.port = %d\n%s"
-                  % (imap_port, pop_port, extra))
-    conf = open(mc.conf).read().replace("mailcore.domains = example.com\n", "")
-    with open(mc.conf, "w") as f:
-        f.write(conf)
-    mc.imap_port, mc.pop_port = imap_port, pop_port
-    mc.start()
-    spfix.wait_for(lambda: spfix.port_open(imap_port), what="imap port")
-    return mc
+    return ldap_mailcore(daemons, build, free_port, d, slapd, extra=extra)
 
 
 def imap_login(mc, user, pw):
@@ -105,7 +92,9 @@ def pop_plain(mc, user, pw):
 
 
 def test_ldap_login_tempfail_and_recovery(daemons, build, free_port, tmp_path, slapd):
-    mc = make_mc(daemons, build, free_port, tmp_path / "mailcore", slapd)
+    # one worker: each worker's LDAP pool notices the outage and the
+    # recovery on its own (with its own backoff)
+    mc = ldap_mailcore(daemons, build, free_port, tmp_path / "mailcore", slapd, workers=1)
     assert imap_login(mc, "carol@example.com", PASSWORD)[0] == "OK"
     assert imap_login(mc, "henry@example.net", PASSWORD)[0] == "OK"
     assert imap_plain(mc, "carol@example.com", PASSWORD) == "OK"

@@ -205,16 +205,18 @@ static void test_users_backend(void **state)
 	strcpy(tls.cert_subject, "emailAddress=bob@example.com,CN=b");
 	assert_int_equal(dir_certmap(d, &tls, &rec), DIR_NOTFOUND); /* bob has no certsha256 */
 	/* lookups and allowed services */
+	const struct filter_query smtp_where = {.service = "smtp"}, imap_where = {.service = "imap"};
+
 	assert_int_equal(dir_lookup(d, "GINA@example.com", &rec), DIR_FOUND);
 	assert_string_equal(rec->allowed, "+imap,pop:ALL");
 	assert_int_equal(rec->quota, 1024 * 1024);
-	assert_false(dir_service_allowed(rec, "smtp", NULL, NULL));
-	assert_true(dir_service_allowed(rec, "imap", NULL, NULL));
+	assert_false(dir_service_allowed(rec, &smtp_where));
+	assert_true(dir_service_allowed(rec, &imap_where));
 	dir_record_free(&rec);
 	assert_int_equal(dir_lookup(d, "nobody@example.com", &rec), DIR_NOTFOUND);
 	assert_int_equal(dir_lookup(d, "carol@example.com", &rec), DIR_FOUND);
 	assert_int_equal(rec->status, DIR_USER_INACTIVE);
-	assert_true(dir_service_allowed(rec, "smtp", NULL, NULL));
+	assert_true(dir_service_allowed(rec, &smtp_where));
 	dir_record_free(&rec);
 	/* no pool: the async calls refuse rather than answer inside the call */
 	assert_null(dir_lookup_async(d, "bob@example.com", NULL, NULL));
