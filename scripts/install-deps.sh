@@ -1,8 +1,11 @@
 #!/bin/sh
 # Installs, on Debian 12 as root, everything Sealpost's build, tests,
 # benchmark and main job need: Debian packages (apt), Postfix's smtp-sink and
-# smtp-source extracted from Debian's postfix package (no MTA installed), and
-# the npm package imapflow (an independent IMAP client for the tests). Does
+# smtp-source extracted from Debian's postfix package, the npm package
+# imapflow (an independent IMAP client for the tests), and, for `make
+# bench-mail` only, the postfix and dovecot-imapd packages, installed with
+# their services kept stopped and disabled (the benchmark runs private
+# instances on high ports; no MTA or IMAP server is left on 25/143). Does
 # nothing, and needs no network, when everything is already there.
 set -eu
 
@@ -15,31 +18,40 @@ swaks libnet-ssleay-perl testssl.sh sslscan curl
 slapd ldap-utils memcached whois
 nginx-light gnuplot-nox procps iproute2 ca-certificates
 "
+# peers of bench/mail_bench.py: packages whose postinst would start a daemon
+BENCH_PKGS="postfix dovecot-imapd"
 CACHE=/var/cache/sealpost-test
 PF_DIR=$CACHE/postfix          # tests/integration/queue_fix.py looks here
 NPM_DIR=$CACHE/npm             # tests/integration/test_imap_imapflow.py looks here
 IMAPFLOW=imapflow@2.10.2
 export DEBIAN_FRONTEND=noninteractive
 
-missing=""
-for p in $PKGS; do
-	st=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
-	case "$st" in
-	"install ok installed") ;;
-	*) missing="$missing $p" ;;
-	esac
-done
+# prints " pkg" for each of its arguments that dpkg does not have installed
+not_installed() {
+	for p in "$@"; do
+		st=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
+		case "$st" in
+		"install ok installed") ;;
+		*) printf ' %s' "$p" ;;
+		esac
+	done
+}
+# shellcheck disable=SC2086
+missing=$(not_installed $PKGS)
+# shellcheck disable=SC2086
+bench_missing=$(not_installed $BENCH_PKGS)
 need_pf=no
 [ -x "$PF_DIR/usr/sbin/smtp-sink" ] || need_pf=yes
 need_npm=no
 [ -d "$NPM_DIR/node_modules/imapflow" ] || need_npm=yes
 
-if [ -z "$missing" ] && [ $need_pf = no ] && [ $need_npm = no ]; then
+if [ -z "$missing" ] && [ -z "$bench_missing" ] && [ $need_pf = no ] && [ $need_npm = no ]; then
 	echo "install-deps: all present"
 	exit 0
 fi
 if [ "$(id -u)" != 0 ]; then
-	echo "install-deps: missing: packages:${missing:- none}; smtp-sink needed: $need_pf;" \
+	echo "install-deps: missing: packages:${missing:- none}; bench packages:${bench_missing:- none};" \
+	     "smtp-sink needed: $need_pf;" \
 	     "$IMAPFLOW needed: $need_npm" >&2
 	echo "install-deps: run this script as root" >&2
 	exit 1
@@ -82,4 +94,37 @@ if [ $need_npm = yes ]; then
 	else
 		echo "install-deps: warning: no npm on this machine (the imapflow test will say it skips)" >&2
 	fi
+fi
+
+# postfix and dovecot-imapd for the mail benchmark. Their maintainer scripts
+# would start an MTA on port 25 and an IMAP server on 143: a policy-rc.d that
+# exits 101 makes invoke-rc.d (and deb-systemd-invoke) skip every start while
+# they run, and is removed afterwards unless it was already there (Docker
+# images ship one). Postfix gets "No configuration": no main.cf, nothing that
+# could run by accident. Afterwards both services are stopped and disabled.
+if [ -n "$bench_missing" ]; then
+	echo "install-deps: installing (benchmark peers, services kept off):$bench_missing"
+	rcd=/usr/sbin/policy-rc.d
+	own_rcd=no
+	if [ ! -e $rcd ]; then
+		printf '#!/bin/sh\n# install-deps.sh: no service starts during this install\nexit 101\n' >$rcd
+		chmod 755 $rcd
+		own_rcd=yes
+	fi
+	echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
+	[ $updated = yes ] || apt-get update -qq
+	# shellcheck disable=SC2086
+	if ! apt-get install -y -qq --no-install-recommends $bench_missing; then
+		echo "install-deps: warning: could not install$bench_missing (make bench-mail will say it cannot run)" >&2
+	fi
+	[ $own_rcd = no ] || rm -f $rcd
+	for svc in postfix dovecot; do
+		if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
+			systemctl disable --now "$svc.service" >/dev/null 2>&1 || true
+			[ $svc != dovecot ] || systemctl disable --now dovecot.socket >/dev/null 2>&1 || true
+		elif [ -x /etc/init.d/$svc ]; then
+			/etc/init.d/$svc stop >/dev/null 2>&1 || true
+			update-rc.d $svc disable >/dev/null 2>&1 || true
+		fi
+	done
 fi
