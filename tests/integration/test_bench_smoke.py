@@ -166,8 +166,8 @@ class StarttlsServer:
             self.handshakes += 1
             try:
                 t.unwrap()
-            except (OSError, ssl.SSLError):
-                pass
+            except (OSError, ssl.SSLError, ValueError):
+                pass  # ValueError: the client closed first and the SSL object is gone
         except (OSError, ssl.SSLError):
             pass
         finally:
