@@ -1,60 +1,43 @@
-/* The IMAP and POP servers' event loop side (the shape of smtp_server.c):
- * listeners for the plain ports and for the PROXY v2 backend tlsd relays
- * IMAPS/POPS to, connections with their timeouts, the client access filter
- * before the greeting, the IDLE poll timer, and the STARTTLS handoff to
- * tlsd. Sessions are the protocol's (through struct ips_ops).
+/* The IMAP and POP servers' event loop side, on the connection core it
+ * shares with smtp_server.c (mc_conn.c): listeners for the plain ports and
+ * for the PROXY v2 backend tlsd relays IMAPS/POPS to, connections with
+ * their timeouts, the client access filter before the greeting, the IDLE
+ * poll timer, and the STARTTLS handoff to tlsd. Sessions are the
+ * protocol's (through struct ips_ops).
  * Client names: when the filter uses them, the reverse+forward lookup
  * (mc_resolve.h) runs first, with its deadline; nothing is read from the
  * client and nothing is said until it answered.
- * Trust: TLS facts come only from the PROXY v2 header on the backend
- * listener or from tlsd's handoff reply; a plain listener never claims TLS.
+ * SECURITY: reads the PROXY v2 header (mc_conn.c) on the backend listener
+ * only; TLS facts come only from it or from tlsd's handoff reply; a plain
+ * listener never claims TLS. Client bytes go to the session unparsed.
  * Ownership: a connection is freed by conn_close() on every path that ends
  * it; every other path leaves an event armed that will get back to it. */
 #include <errno.h>
-#include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <sys/un.h>
 #include <unistd.h>
 #include <event2/event.h>
 #include <event2/listener.h>
 
-#include "common/handoff.h"
 #include "common/log.h"
 #include "common/xalloc.h"
 #include "mailcore/filter.h"
 #include "mailcore/imap_pop_server.h"
 #include "mailcore/mailcore.h"
+#include "mailcore/mc_conn.h"
 #include "mailcore/mc_listen.h"
 #include "mailcore/mc_resolve.h"
-
-#define MAX_LISTENERS 32
-#define READ_CHUNK 16384
-#define READ_BUDGET (256 * 1024)
-
-struct ips_slot {
-	struct evconnlistener *lev;
-	bool backend;
-	struct ips_server *srv;
-	char *unix_path;
-};
 
 struct ips_conn {
 	struct ips_server *srv;
 	bool backend;
-	int fd;
-	struct event *ev_read, *ev_write, *ev_timer, *ev_poll, *ev_handoff;
+	struct mc_conn_io io;
+	struct event *ev_poll;
 	void *session;
-	struct sockaddr_storage client, local;
-	socklen_t client_len, local_len;
-	bool want_proxy;
-	uint8_t pbuf[SP_PP2_HDR_MAX];
-	size_t plen;
-	size_t pfed;                 /* bytes of pbuf that were the PROXY header */
+	size_t pfed;                 /* bytes of io.pbuf that were the PROXY header */
 	bool refused;                /* filter said no: write the refusal, then close */
 	/* the client name lookup before the session starts */
 	struct mc_resolve_req *lookup;     /* pending; NULL = none */
@@ -70,7 +53,7 @@ struct ips_server {
 	const struct ips_ops *ops;
 	const void *env;
 	struct ips_config cfg;
-	struct ips_slot listeners[MAX_LISTENERS];
+	struct mc_listener listeners[MC_MAX_LISTENERS];
 	size_t n_listeners;
 	struct ips_conn *conns;
 	unsigned n_conns;
@@ -86,22 +69,9 @@ static void conn_close(struct ips_conn *c, const char *why)
 
 	if (why != NULL)
 		sp_log(SP_LOG_DEBUG, "close", "service=%s why=\"%s\"", srv->ops->service, why);
-	if (c->ev_read != NULL)
-		event_free(c->ev_read);
-	if (c->ev_write != NULL)
-		event_free(c->ev_write);
-	if (c->ev_timer != NULL)
-		event_free(c->ev_timer);
 	if (c->ev_poll != NULL)
 		event_free(c->ev_poll);
-	if (c->ev_handoff != NULL) {
-		int hfd = event_get_fd(c->ev_handoff);
-
-		event_free(c->ev_handoff);
-		close(hfd);
-	}
-	if (c->fd >= 0)
-		close(c->fd);
+	mc_conn_release(&c->io);
 	mc_resolve_cancel(&c->lookup);
 	free(c->tls_wait);
 	if (c->session != NULL)
@@ -116,37 +86,16 @@ static void conn_close(struct ips_conn *c, const char *why)
 	free(c);
 }
 
-static void arm(struct event *ev, long ms)
-{
-	struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
-
-	evtimer_add(ev, &tv);
-}
-
-static void on_read(evutil_socket_t fd, short what, void *arg);
-static void on_write(evutil_socket_t fd, short what, void *arg);
-
-static int conn_set_fd_events(struct ips_conn *c)
-{
-	if (c->ev_read != NULL)
-		event_free(c->ev_read);
-	if (c->ev_write != NULL)
-		event_free(c->ev_write);
-	c->ev_read = event_new(c->srv->base, c->fd, EV_READ | EV_PERSIST, on_read, c);
-	c->ev_write = event_new(c->srv->base, c->fd, EV_WRITE, on_write, c);
-	return c->ev_read != NULL && c->ev_write != NULL ? 0 : -1;
-}
-
 /* The access filter, before anything is said (the reference: filters are
  * checked when the client connects). */
 static bool filter_allows(struct ips_conn *c)
 {
 	struct filter_query q = {
 		.service = c->srv->ops->service,
-		.client = (const struct sockaddr *)&c->client,
+		.client = (const struct sockaddr *)&c->io.client,
 		.client_name = c->named && c->client_name[0] != '\0' ? c->client_name : NULL,
 		.client_name_verified = c->client_name_verified,
-		.server = (const struct sockaddr *)&c->local,
+		.server = (const struct sockaddr *)&c->io.local,
 		.server_name = c->srv->cfg.hostname,
 	};
 	struct filter_decision d;
@@ -158,7 +107,7 @@ static bool filter_allows(struct ips_conn *c)
 	filter_eval(c->srv->cfg.filter, &q, &d);
 	if (d.allowed)
 		return true;
-	smtp_sockaddr_text(&c->client, ip, sizeof(ip), &port);
+	smtp_sockaddr_text(&c->io.client, ip, sizeof(ip), &port);
 	sp_log(SP_LOG_NOTICE, "access_filter",
 	       "service=%s client=%s name=%s verified=%s result=denied rule=%d",
 	       c->srv->ops->service, ip, q.client_name != NULL ? q.client_name : "-",
@@ -177,7 +126,7 @@ static void conn_resume(void *arg)
 static void conn_open_session(struct ips_conn *c, const struct sp_proxy_info *tls)
 {
 	struct ips_facts f = {
-		.backend = c->backend, .client = c->client, .local = c->local, .tls = tls,
+		.backend = c->backend, .client = c->io.client, .local = c->io.local, .tls = tls,
 		.client_name = c->named && c->client_name[0] != '\0' ? c->client_name : NULL,
 		.client_name_verified = c->client_name_verified,
 	};
@@ -186,14 +135,14 @@ static void conn_open_session(struct ips_conn *c, const struct sp_proxy_info *tl
 		const char *msg = c->srv->ops->refused;
 
 		c->refused = true;
-		(void)!send(c->fd, msg, strlen(msg), MSG_NOSIGNAL | MSG_DONTWAIT);
+		(void)!send(c->io.fd, msg, strlen(msg), MSG_NOSIGNAL | MSG_DONTWAIT);
 		return;
 	}
 	c->session = c->srv->ops->session_new(c->srv->env, &f);
 	c->srv->ops->set_resume(c->session, conn_resume, c);
-	arm(c->ev_timer, c->srv->ops->timeout_ms(c->session));
-	if (c->pfed < c->plen)
-		c->srv->ops->feed(c->session, c->pbuf + c->pfed, c->plen - c->pfed);
+	mc_conn_arm(c->io.ev_timer, c->srv->ops->io.timeout_ms(c->session));
+	if (c->pfed < c->io.plen)
+		c->srv->ops->io.feed(c->session, c->io.pbuf + c->pfed, c->io.plen - c->pfed);
 }
 
 /* The lookup answered (or its deadline passed: no name, the filters'
@@ -210,7 +159,7 @@ static void on_client_name(void *arg, const struct mc_name_result *res)
 	c->named = true;
 	snprintf(c->client_name, sizeof(c->client_name), "%s", res->name);
 	c->client_name_verified = res->name[0] != '\0' && res->verified;
-	smtp_sockaddr_text(&c->client, ip, sizeof(ip), &port);
+	smtp_sockaddr_text(&c->io.client, ip, sizeof(ip), &port);
 	sp_log(SP_LOG_INFO, "client_name", "service=%s client=%s port=%u name=%s verified=%s source=%s",
 	       c->srv->ops->service, ip, port, res->name[0] != '\0' ? res->name : "-",
 	       c->client_name_verified ? "yes" : "no", res->source);
@@ -227,13 +176,13 @@ static void conn_start_session(struct ips_conn *c, const struct sp_proxy_info *t
 		return;
 	}
 	/* neither read nor time out while the lookup runs: it has a deadline */
-	event_del(c->ev_read);
-	evtimer_del(c->ev_timer);
+	event_del(c->io.ev_read);
+	evtimer_del(c->io.ev_timer);
 	if (tls != NULL) {
 		c->tls_wait = sp_xmalloc(sizeof(*c->tls_wait));
 		*c->tls_wait = *tls;
 	}
-	c->lookup = mc_resolve_start(c->srv->resolver, (const struct sockaddr *)&c->client,
+	c->lookup = mc_resolve_start(c->srv->resolver, (const struct sockaddr *)&c->io.client,
 				     on_client_name, c);
 }
 
@@ -244,73 +193,45 @@ static void on_handoff(evutil_socket_t hfd, short what, void *arg)
 	struct ips_conn *c = arg;
 	struct sp_proxy_info facts;
 	char *error = NULL;
-	int plain = -1;
 
-	event_free(c->ev_handoff);
-	c->ev_handoff = NULL;
-	if (what & EV_TIMEOUT) {
-		close(hfd);
+	switch (mc_conn_handoff_finish(&c->io, hfd, what, &facts, &error)) {
+	case MC_HANDOFF_TIMEOUT:
 		sp_log(SP_LOG_NOTICE, "starttls_failed", "service=%s why=timeout", c->srv->ops->service);
 		conn_close(c, "handoff timeout");
 		return;
-	}
-	memset(&facts, 0, sizeof(facts));
-	if (sp_handoff_finish(hfd, &plain, &facts, &error) < 0) {
+	case MC_HANDOFF_FAILED:
 		sp_log(SP_LOG_NOTICE, "starttls_failed", "service=%s why=\"%s\"", c->srv->ops->service,
 		       error != NULL ? error : "");
 		free(error);
 		conn_close(c, "handoff failed");
 		return;
-	}
-	c->fd = plain;
-	if (evutil_make_socket_nonblocking(c->fd) < 0 || conn_set_fd_events(c) < 0) {
+	case MC_HANDOFF_NO_WATCH:
 		conn_close(c, "cannot watch the plaintext socket");
 		return;
+	case MC_HANDOFF_OK:
+		break;
 	}
-	facts.tls = true; /* only tlsd's reply makes a session TLS */
 	c->srv->ops->tls_ready(c->session, &facts);
-	arm(c->ev_timer, c->srv->ops->timeout_ms(c->session));
+	mc_conn_arm(c->io.ev_timer, c->srv->ops->io.timeout_ms(c->session));
 	conn_update(c);
 }
 
-/* The OK is written; the client fd goes to tlsd. Whatever the client sent
- * after the command is still in the socket and becomes part of the TLS
- * handshake (which then fails): it is never read as a command. */
+/* The OK is written; the client fd goes to tlsd (mc_conn.c). */
 static void conn_handoff(struct ips_conn *c)
 {
 	char *error = NULL;
-	int hfd;
-	struct timeval tv;
-	long ms = c->srv->cfg.handoff_timeout_ms;
+	int rc;
 
-	event_del(c->ev_read);
-	event_del(c->ev_write);
-	evtimer_del(c->ev_timer);
 	evtimer_del(c->ev_poll);
-	hfd = sp_handoff_start(c->srv->cfg.handoff_socket, c->srv->ops->service, c->fd,
-			       (const struct sockaddr *)&c->client, c->client_len,
-			       (const struct sockaddr *)&c->local, c->local_len, &error);
-	if (hfd < 0) {
+	rc = mc_conn_handoff_start(&c->io, c->srv->cfg.handoff_socket, c->srv->ops->service,
+				   c->srv->cfg.handoff_timeout_ms, on_handoff, c, &error);
+	if (rc == -1) {
 		sp_log(SP_LOG_ERR, "starttls_failed", "service=%s why=\"%s\"", c->srv->ops->service,
 		       error != NULL ? error : "");
 		free(error);
-		conn_close(c, "handoff start failed");
-		return;
 	}
-	event_free(c->ev_read);
-	event_free(c->ev_write);
-	c->ev_read = c->ev_write = NULL;
-	close(c->fd);
-	c->fd = -1;
-	c->ev_handoff = event_new(c->srv->base, hfd, EV_READ, on_handoff, c);
-	if (c->ev_handoff == NULL) {
-		close(hfd);
-		conn_close(c, "cannot watch the handoff socket");
-		return;
-	}
-	tv.tv_sec = ms / 1000;
-	tv.tv_usec = (ms % 1000) * 1000;
-	event_add(c->ev_handoff, &tv);
+	if (rc < 0)
+		conn_close(c, rc == -1 ? "handoff start failed" : "cannot watch the handoff socket");
 }
 
 /* ------------------------------------------------------------ I/O */
@@ -318,6 +239,7 @@ static void conn_handoff(struct ips_conn *c)
 static void conn_update(struct ips_conn *c)
 {
 	const struct ips_ops *ops = c->srv->ops;
+	long poll_ms;
 
 	if (c->refused) {
 		conn_close(c, "refused by the access filter");
@@ -325,98 +247,56 @@ static void conn_update(struct ips_conn *c)
 	}
 	if (c->session == NULL)
 		return; /* the client name lookup answers first */
-	for (int round = 0; round < 64; round++) {
-		size_t len;
-		const uint8_t *out = ops->output(c->session, &len);
-		unsigned wants;
-
-		if (len > 0) {
-			ssize_t n = send(c->fd, out, len, MSG_NOSIGNAL);
-
-			if (n < 0) {
-				if (errno == EINTR)
-					continue;
-				if (errno == EAGAIN || errno == EWOULDBLOCK)
-					break;
-				conn_close(c, "write error");
-				return;
-			}
-			ops->consumed(c->session, (size_t)n);
-			if ((size_t)n < len)
-				break;
-		}
-		wants = ops->wants(c->session);
-		if (wants & IPS_WANT_CLOSE) {
-			conn_close(c, "session closed");
-			return;
-		}
-		if (wants & IPS_WANT_STARTTLS) {
-			conn_handoff(c);
-			return;
-		}
-		ops->process(c->session);
-		ops->output(c->session, &len);
-		if (len == 0)
-			break;
+	switch (mc_conn_flush(&c->io, &ops->io, c->session)) {
+	case MC_FLUSH_WRITE_ERROR:
+		conn_close(c, "write error");
+		return;
+	case MC_FLUSH_CLOSE:
+		conn_close(c, "session closed");
+		return;
+	case MC_FLUSH_STARTTLS:
+		conn_handoff(c);
+		return;
+	case MC_FLUSH_WAIT:
+		break;
 	}
-	{
-		size_t len;
-		long poll_ms = ops->poll_ms != NULL ? ops->poll_ms(c->session) : 0;
-
-		ops->output(c->session, &len);
-		if (len > 0)
-			event_add(c->ev_write, NULL);
-		if (ops->input_room(c->session) > 0 && (ops->wants(c->session) & IPS_WANT_READ))
-			event_add(c->ev_read, NULL);
-		else
-			event_del(c->ev_read);
-		if (poll_ms > 0 && !evtimer_pending(c->ev_poll, NULL))
-			arm(c->ev_poll, poll_ms);
-		else if (poll_ms == 0)
-			evtimer_del(c->ev_poll);
-	}
+	poll_ms = ops->poll_ms != NULL ? ops->poll_ms(c->session) : 0;
+	mc_conn_rearm(&c->io, &ops->io, c->session);
+	if (poll_ms > 0 && !evtimer_pending(c->ev_poll, NULL))
+		mc_conn_arm(c->ev_poll, poll_ms);
+	else if (poll_ms == 0)
+		evtimer_del(c->ev_poll);
 }
 
 static void proxy_read(struct ips_conn *c)
 {
+	const char *service = c->srv->ops->service;
 	struct sp_proxy_info info;
 	const char *why = NULL;
-	ssize_t n;
-	int rc;
+	size_t used = 0;
 
-	n = read(c->fd, c->pbuf + c->plen, sizeof(c->pbuf) - c->plen);
-	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+	switch (mc_conn_proxy_read(&c->io, &info, &used, &why)) {
+	case MC_PROXY_MORE:
 		return;
-	if (n <= 0) {
-		conn_close(c, n == 0 ? "eof before PROXY header" : "read error");
+	case MC_PROXY_CLOSED:
+		conn_close(c, why);
 		return;
-	}
-	c->plen += (size_t)n;
-	memset(&info, 0, sizeof(info));
-	rc = sp_proxy2_decode(c->pbuf, c->plen, &info, &why);
-	if (rc == 0) {
-		if (c->plen == sizeof(c->pbuf)) {
-			sp_log(SP_LOG_WARN, "proxy_header", "service=%s result=too_long",
-			       c->srv->ops->service);
-			conn_close(c, NULL);
-		}
-		return;
-	}
-	if (rc < 0) {
-		sp_log(SP_LOG_WARN, "proxy_header", "service=%s result=malformed why=\"%s\"",
-		       c->srv->ops->service, why != NULL ? why : "");
+	case MC_PROXY_TOO_LONG:
+		sp_log(SP_LOG_WARN, "proxy_header", "service=%s result=too_long", service);
 		conn_close(c, NULL);
 		return;
-	}
-	if (info.local) {
+	case MC_PROXY_MALFORMED:
+		sp_log(SP_LOG_WARN, "proxy_header", "service=%s result=malformed why=\"%s\"", service,
+		       why != NULL ? why : "");
+		conn_close(c, NULL);
+		return;
+	case MC_PROXY_LOCAL:
 		conn_close(c, "PROXY LOCAL (health check)");
 		return;
+	case MC_PROXY_DONE:
+		break;
 	}
-	c->want_proxy = false;
-	c->client = info.src;
-	c->local = info.dst;
-	c->client_len = c->local_len = sizeof(struct sockaddr_storage);
-	c->pfed = (size_t)rc;
+	c->pfed = used;
 	conn_start_session(c, info.tls ? &info : NULL);
 	conn_update(c);
 }
@@ -424,37 +304,14 @@ static void proxy_read(struct ips_conn *c)
 static void on_read(evutil_socket_t fd, short what, void *arg)
 {
 	struct ips_conn *c = arg;
-	const struct ips_ops *ops = c->srv->ops;
-	uint8_t buf[READ_CHUNK];
-	size_t budget = READ_BUDGET;
 
+	(void)fd;
 	(void)what;
-	if (c->want_proxy) {
+	if (c->io.want_proxy) {
 		proxy_read(c);
 		return;
 	}
-	while (budget > 0) {
-		size_t room = ops->input_room(c->session);
-		ssize_t n;
-
-		if (room == 0 || !(ops->wants(c->session) & IPS_WANT_READ))
-			break;
-		if (room > sizeof(buf))
-			room = sizeof(buf);
-		n = read(fd, buf, room);
-		if (n > 0) {
-			ops->feed(c->session, buf, (size_t)n);
-			budget -= (size_t)n > budget ? budget : (size_t)n;
-			arm(c->ev_timer, ops->timeout_ms(c->session));
-			continue;
-		}
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-			break;
-		ops->eof(c->session);
-		break;
-	}
+	mc_conn_read(&c->io, &c->srv->ops->io, c->session);
 	conn_update(c);
 }
 
@@ -494,29 +351,24 @@ static void on_poll(evutil_socket_t fd, short what, void *arg)
 static void on_accept(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr *sa,
 		      int salen, void *arg)
 {
-	struct ips_slot *slot = arg;
+	struct mc_listener *slot = arg;
 	struct ips_server *srv = slot->srv;
+	bool backend = slot->kind != 0;
 	struct ips_conn *c;
 
 	(void)lev;
 	if (srv->n_conns >= srv->cfg.max_connections) {
 		sp_log(SP_LOG_WARN, "connection_limit", "service=%s limit=%u", srv->ops->service,
 		       srv->cfg.max_connections);
-		if (!slot->backend)
+		if (!backend)
 			(void)!send(fd, srv->ops->busy, strlen(srv->ops->busy), MSG_NOSIGNAL | MSG_DONTWAIT);
 		close(fd);
 		return;
 	}
 	c = sp_xcalloc(1, sizeof(*c));
 	c->srv = srv;
-	c->backend = slot->backend;
-	c->fd = fd;
-	if (salen > 0 && (size_t)salen <= sizeof(c->client))
-		memcpy(&c->client, sa, (size_t)salen);
-	c->client_len = (socklen_t)salen;
-	c->local_len = sizeof(c->local);
-	if (getsockname(fd, (struct sockaddr *)&c->local, &c->local_len) < 0)
-		c->local_len = 0;
+	c->backend = backend;
+	c->io.fd = fd; /* conn_close closes it */
 	/* replies leave in batches the size of the output buffer already (a
 	 * FETCH's many messages in one send): Nagle would only hold a batch's
 	 * last partial segment back until the client's delayed ACK (40 ms) */
@@ -529,18 +381,14 @@ static void on_accept(struct evconnlistener *lev, evutil_socket_t fd, struct soc
 		srv->conns->prev = c;
 	srv->conns = c;
 	srv->n_conns++;
-	c->ev_timer = evtimer_new(srv->base, on_timer, c);
 	c->ev_poll = evtimer_new(srv->base, on_poll, c);
-	if (c->ev_timer == NULL || c->ev_poll == NULL || evutil_make_socket_nonblocking(fd) < 0 ||
-	    conn_set_fd_events(c) < 0) {
+	if (c->ev_poll == NULL ||
+	    mc_conn_open(&c->io, srv->base, fd, sa, salen, on_read, on_write, on_timer, c) < 0) {
 		conn_close(c, "cannot set up the connection");
 		return;
 	}
-	if (slot->backend) {
-		/* the PROXY v2 header first; only it may speak of TLS */
-		c->want_proxy = true;
-		arm(c->ev_timer, srv->cfg.proxy_header_timeout_ms);
-		event_add(c->ev_read, NULL);
+	if (backend) {
+		mc_conn_expect_proxy(&c->io, srv->cfg.proxy_header_timeout_ms);
 		return;
 	}
 	conn_start_session(c, NULL);
@@ -549,38 +397,14 @@ static void on_accept(struct evconnlistener *lev, evutil_socket_t fd, struct soc
 
 /* ------------------------------------------------------------ listeners */
 
-static int add_listener(struct ips_server *srv, bool backend, int fd, const char *unix_path,
-			char **error_r)
-{
-	struct ips_slot *slot;
-
-	if (srv->n_listeners >= MAX_LISTENERS) {
-		*error_r = sp_xasprintf("too many listeners");
-		close(fd);
-		return -1;
-	}
-	slot = &srv->listeners[srv->n_listeners];
-	slot->srv = srv;
-	slot->backend = backend;
-	slot->lev = evconnlistener_new(srv->base, on_accept, slot,
-				       LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 128, fd);
-	if (slot->lev == NULL) {
-		*error_r = sp_xasprintf("cannot listen: %s", strerror(errno));
-		close(fd);
-		return -1;
-	}
-	slot->unix_path = unix_path != NULL ? sp_xstrdup(unix_path) : NULL;
-	srv->n_listeners++;
-	return 0;
-}
-
 /* The sockets come from the registry (mc_listen.c): bound once by the
  * master, the same socket in every worker. */
 int ips_server_listen_tcp(struct ips_server *srv, const char *addr, unsigned port, char **error_r)
 {
 	int fd = mc_listen_tcp(addr, port, error_r);
 
-	if (fd < 0 || add_listener(srv, false, fd, NULL, error_r) < 0)
+	if (fd < 0 || mc_listener_add(srv->listeners, &srv->n_listeners, srv->base, on_accept, 0, srv,
+				      fd, error_r) < 0)
 		return -1;
 	sp_log(SP_LOG_INFO, "listen", "service=%s addr=%s port=%u", srv->ops->service, addr, port);
 	return 0;
@@ -590,8 +414,8 @@ int ips_server_listen_backend(struct ips_server *srv, const char *spec, char **e
 {
 	int fd = mc_listen_backend(spec, error_r);
 
-	/* a unix socket's path is the registry's: only the master removes it */
-	if (fd < 0 || add_listener(srv, true, fd, NULL, error_r) < 0)
+	if (fd < 0 || mc_listener_add(srv->listeners, &srv->n_listeners, srv->base, on_accept, 1, srv,
+				      fd, error_r) < 0)
 		return -1;
 	sp_log(SP_LOG_INFO, "listen", "service=%s-backend %s=%s", srv->ops->service,
 	       spec[0] == '/' ? "path" : "addr", spec);
@@ -622,14 +446,7 @@ void ips_server_set_resolver(struct ips_server *srv, struct mc_resolver *resolve
 
 void ips_server_stop_listening(struct ips_server *srv)
 {
-	for (size_t i = 0; i < srv->n_listeners; i++) {
-		evconnlistener_free(srv->listeners[i].lev);
-		if (srv->listeners[i].unix_path != NULL) {
-			unlink(srv->listeners[i].unix_path);
-			free(srv->listeners[i].unix_path);
-		}
-	}
-	srv->n_listeners = 0;
+	mc_listeners_stop(srv->listeners, &srv->n_listeners);
 }
 
 unsigned ips_server_connections(const struct ips_server *srv)

@@ -1,23 +1,19 @@
 /* The IMAP server: its settings from sealpost.conf, the IMAP session
- * plugged into the shared listener/connection code (imap_pop_server.c).
+ * plugged into the shared listener/connection code (imap_pop_server.c);
+ * the settings it shares with the other protocol are read in
+ * imap_pop_service.c.
  * Plain port service.imap.port (STARTTLS via tlsd), backend
  * service.imap.backend for IMAPS relayed by tlsd with PROXY v2. */
 #include <stdlib.h>
-#include <string.h>
 
-#include "common/log.h"
 #include "common/xalloc.h"
-#include "mailcore/dir.h"
-#include "mailcore/filter.h"
 #include "mailcore/imap.h"
 #include "mailcore/imap_pop_server.h"
 #include "mailcore/mailcore.h"
 
 struct imap_server {
 	struct imap_env env;
-	struct filter *filter;
-	char *store_root, *hostname;
-	struct ips_server *ips;
+	struct ips_service svc;
 };
 
 /* Each connection gets its own copy of the env holding a ref of mailcore's
@@ -38,16 +34,11 @@ static void *s_new(const void *env, const struct ips_facts *f)
 	struct imap_session *s;
 
 	ce->env = *(const struct imap_env *)env;
-	ce->env.tables = NULL;
-	ce->env.dir = ce->env.dir_slot != NULL ? dir_ref(*ce->env.dir_slot) : NULL;
-	if (ce->env.tables_slot != NULL && *ce->env.tables_slot != NULL) {
-		ce->env.tables = dir_tables_ref(*ce->env.tables_slot);
-		ce->env.users = ce->env.tables->users;
-	}
+	ips_snapshot_take(ce->env.tables_slot, ce->env.dir_slot, &ce->env.tables, &ce->env.dir,
+			  &ce->env.users);
 	s = imap_session_new(&ce->env, &ci);
 	if (s == NULL) {
-		dir_tables_unref(&ce->env.tables);
-		dir_unref(&ce->env.dir);
+		ips_snapshot_drop(&ce->env.tables, &ce->env.dir);
 		free(ce);
 	}
 	return s;
@@ -59,8 +50,7 @@ static void s_free(void *s)
 	struct conn_env *ce = (struct conn_env *)imap_session_env(is);
 
 	imap_session_free(&is);
-	dir_tables_unref(&ce->env.tables);
-	dir_unref(&ce->env.dir);
+	ips_snapshot_drop(&ce->env.tables, &ce->env.dir);
 	free(ce);
 }
 
@@ -88,15 +78,17 @@ static const struct ips_ops imap_ops = {
 	.busy = "* BYE Too many connections, try again later\r\n",
 	.session_new = s_new,
 	.session_free = s_free,
-	.input_room = s_room,
-	.feed = s_feed,
-	.process = s_process,
-	.eof = s_eof,
-	.output = s_output,
-	.consumed = s_consumed,
-	.wants = s_wants,
+	.io = {
+		.input_room = s_room,
+		.feed = s_feed,
+		.process = s_process,
+		.eof = s_eof,
+		.output = s_output,
+		.consumed = s_consumed,
+		.wants = s_wants,
+		.timeout_ms = s_timeout_ms,
+	},
 	.tls_ready = s_tls,
-	.timeout_ms = s_timeout_ms,
 	.timeout = s_timeout,
 	.set_resume = s_set_resume,
 	.poll_ms = s_poll_ms,
@@ -108,68 +100,33 @@ int imap_server_start(struct event_base *base, const struct sp_conf *conf,
 		      struct imap_server **srv_r, char **error_r)
 {
 	struct imap_server *srv = sp_xcalloc(1, sizeof(*srv));
-	const char *const *addrs, *const *admins;
-	size_t n_addrs = sp_conf_list(conf, "mailcore.listenaddr", &addrs);
-	unsigned port = (unsigned)sp_conf_int(conf, "service.imap.port");
-	const char *backend = sp_conf_str(conf, "service.imap.backend");
-	const char *store = sp_conf_str(conf, "mailcore.store");
-	/* tlsd's keys: its handoff socket, and whether the service takes STARTTLS */
-	const char *handoff = sp_conf_str(conf, "tlsd.handoff_socket");
-	bool starttls = handoff != NULL && sp_conf_bool(conf, "service.imap.starttls");
-	struct ips_config cfg;
 
 	*srv_r = NULL;
-	if (store == NULL || store[0] != '/') {
-		*error_r = sp_xstrdup("mailcore.store must be an absolute path");
+	if (ips_service_init(&srv->svc, conf, "imap", hostname, error_r) < 0) {
 		free(srv);
 		return -1;
 	}
-	srv->filter = filter_from_conf(conf, "imap", error_r);
-	if (srv->filter == NULL) {
-		free(srv);
-		return -1;
-	}
-	if (filter_needs_client_name(srv->filter) &&
-	    strcmp(sp_conf_str(conf, "mailcore.dns.reverse_lookups"), "no") == 0)
-		sp_log(SP_LOG_WARN, "access_filter",
-		       "service=imap note=\"mailcore.dns.reverse_lookups is no: name patterns match "
-		       "no client, UNKNOWN matches every client\"");
-	srv->store_root = sp_xstrdup(store);
-	srv->hostname = sp_xstrdup(hostname);
 	srv->env = (struct imap_env){
-		.hostname = srv->hostname,
-		.store_root = srv->store_root,
+		.hostname = srv->svc.hostname,
+		.store_root = srv->svc.store_root,
 		.users = users,
-		.filter = filter_rule_count(srv->filter) > 0 ? srv->filter : NULL,
-		.n_admins = sp_conf_list(conf, "store.admins", &admins),
-		.plaintext_min_cipher = (int)sp_conf_int(conf, "service.imap.plaintextmincipher"),
-		.starttls = starttls,
+		.filter = srv->svc.env_filter,
+		.admins = srv->svc.admins,
+		.n_admins = srv->svc.n_admins,
+		.plaintext_min_cipher = srv->svc.plaintext_min_cipher,
+		.starttls = srv->svc.starttls,
 		.max_message_size = (uint64_t)sp_conf_int(conf, "mailcore.smtp.max_message_size"),
 		.max_bad_commands = (unsigned)sp_conf_int(conf, "service.imap.maxbadcommands"),
-		.max_auth_failures = (unsigned)sp_conf_int(conf, "mailcore.smtp.max_auth_failures"),
+		.max_auth_failures = srv->svc.max_auth_failures,
 		.login_timeout_ms = (long)sp_conf_int(conf, "service.imap.logintimeout"),
 		.idle_timeout_ms = (long)sp_conf_int(conf, "service.imap.idletimeout"),
 	};
-	srv->env.admins = admins;
-	cfg = (struct ips_config){
-		.max_connections = (unsigned)sp_conf_int(conf, "service.imap.maxsessions"),
-		.handoff_socket = starttls ? handoff : NULL,
-		.proxy_header_timeout_ms = (long)sp_conf_int(conf, "mailcore.smtp.proxy_header_timeout"),
-		.handoff_timeout_ms = 60000,
-		.filter = srv->env.filter,
-		.hostname = srv->hostname,
-	};
-	srv->ips = ips_server_new(base, &imap_ops, &srv->env, &cfg);
-	for (size_t i = 0; i < n_addrs && port != 0; i++)
-		if (ips_server_listen_tcp(srv->ips, addrs[i], port, error_r) < 0)
-			goto fail;
-	if (backend != NULL && ips_server_listen_backend(srv->ips, backend, error_r) < 0)
-		goto fail;
+	if (ips_service_listen(&srv->svc, base, conf, "imap", &imap_ops, &srv->env, error_r) < 0) {
+		imap_server_free(&srv);
+		return -1;
+	}
 	*srv_r = srv;
 	return 0;
-fail:
-	imap_server_free(&srv);
-	return -1;
 }
 
 void imap_server_set_pool(struct imap_server *srv, struct store_pool *pool)
@@ -182,7 +139,7 @@ void imap_server_set_pool(struct imap_server *srv, struct store_pool *pool)
 void imap_server_set_resolver(struct imap_server *srv, struct mc_resolver *resolver)
 {
 	if (srv != NULL)
-		ips_server_set_resolver(srv->ips, resolver);
+		ips_server_set_resolver(srv->svc.ips, resolver);
 }
 
 void imap_server_set_tables(struct imap_server *srv, struct dir_tables *const *slot)
@@ -193,12 +150,12 @@ void imap_server_set_tables(struct imap_server *srv, struct dir_tables *const *s
 
 void imap_server_stop_listening(struct imap_server *srv)
 {
-	ips_server_stop_listening(srv->ips);
+	ips_server_stop_listening(srv->svc.ips);
 }
 
 unsigned imap_server_connections(const struct imap_server *srv)
 {
-	return ips_server_connections(srv->ips);
+	return ips_server_connections(srv->svc.ips);
 }
 
 void imap_server_free(struct imap_server **srvp)
@@ -207,10 +164,7 @@ void imap_server_free(struct imap_server **srvp)
 
 	if (srv == NULL)
 		return;
-	ips_server_free(&srv->ips);
-	filter_free(&srv->filter);
-	free(srv->store_root);
-	free(srv->hostname);
+	ips_service_fini(&srv->svc);
 	free(srv);
 	*srvp = NULL;
 }

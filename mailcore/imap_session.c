@@ -18,6 +18,7 @@
 #include "mailcore/imap_int.h"
 #include "mailcore/dir.h"
 #include "mailcore/mailcore.h"
+#include "mailcore/mc_login.h"
 
 #define CAPS_BASE "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UIDPLUS UNSELECT QUOTA CHILDREN"
 
@@ -305,18 +306,10 @@ static void out_capabilities(struct imap_session *s)
 			imap_out(s, " AUTH=PLAIN", sizeof(" AUTH=PLAIN") - 1);
 		if (has_client_cert(s))
 			imap_out(s, " AUTH=EXTERNAL", sizeof(" AUTH=EXTERNAL") - 1);
-		/* RFC 2221 3: logins may be referred to the user's mailHost */
-		if (strcmp(dir_backend_name(s->dir), "ldap") == 0)
-			imap_out(s, " LOGIN-REFERRALS", sizeof(" LOGIN-REFERRALS") - 1);
+		/* RFC 2221 3: logins may be referred to the user's mailHost
+		 * (LDAP mailHost or users-file mailhost=) */
+		imap_out(s, " LOGIN-REFERRALS", sizeof(" LOGIN-REFERRALS") - 1);
 	}
-}
-
-static bool is_admin(const struct imap_session *s, const char *user)
-{
-	for (size_t i = 0; i < s->env->n_admins; i++)
-		if (strcasecmp(s->env->admins[i], user) == 0)
-			return true;
-	return false;
 }
 
 /* The user's mailbox is on another store host (mailHost): RFC 2221 login
@@ -368,24 +361,15 @@ static bool login_as(struct imap_session *s, const char *tag, const struct dir_r
 		.server_name = s->env->hostname,
 	};
 
-	if (!dir_service_allowed(u, &q)) {
-		/* refused like a wrong password: the client learns nothing more */
-		sp_log(SP_LOG_NOTICE, "imap_login",
-		       "client=%s user=%s method=%s result=refused why=\"service not allowed for user\"",
-		       s->client_ip, u->address, how);
-		return false;
-	}
-	if (s->env->filter != NULL) {
-		struct filter_decision d;
-
-		filter_eval(s->env->filter, &q, &d);
-		if (!d.allowed) {
-			sp_log(SP_LOG_NOTICE, "imap_login", "client=%s user=%s result=filtered rule=%d",
-			       s->client_ip, u->address, d.rule);
-			if (tag != NULL)
-				imap_tagged(s, tag, "NO", "[AUTHORIZATIONFAILED] Access denied");
-			return true; /* answered */
-		}
+	switch (mc_login_check_user("imap_login", u, &q, s->env->filter, s->client_ip, how)) {
+	case MC_USER_REFUSED:
+		return false; /* refused like a wrong password: the client learns nothing more */
+	case MC_USER_FILTERED:
+		if (tag != NULL)
+			imap_tagged(s, tag, "NO", "[AUTHORIZATIONFAILED] Access denied");
+		return true; /* answered */
+	case MC_USER_ALLOWED:
+		break;
 	}
 	if (dir_remote_mailhost(s->dir, u) != NULL) {
 		login_referral(s, tag, u, how);
@@ -459,11 +443,8 @@ static void dir_answer(struct imap_session *s, enum dir_status st, const struct 
 		return;
 	}
 	if (st == DIR_TEMPFAIL) {
-		char esc[128];
-
-		sp_log(SP_LOG_NOTICE, "imap_login", "client=%s user=\"%s\" result=tempfail", s->client_ip,
-		       what == IMAP_PEND_EXTERNAL ? "-"
-						  : sp_log_escape(esc, sizeof(esc), s->pend_user, strlen(s->pend_user)));
+		mc_login_log_tempfail("imap_login", s->client_ip,
+				      what == IMAP_PEND_EXTERNAL ? NULL : s->pend_user);
 		imap_tagged(s, tag, "NO", "[UNAVAILABLE] Directory unavailable, try again later");
 		return;
 	}
@@ -477,25 +458,21 @@ static void dir_answer(struct imap_session *s, enum dir_status st, const struct 
 		return;
 	}
 	case IMAP_PEND_EXTERNAL:
-		if (st != DIR_FOUND || rec->status != DIR_USER_ACTIVE) {
-			auth_failed(s, tag, s->pend_user[0] != '\0' ? s->pend_user : "-", "EXTERNAL",
-				    "Not authorized to login as specified user");
-			return;
-		}
-		if (s->pend_user[0] == '\0' || strcasecmp(s->pend_user, rec->address) == 0) {
+		switch (mc_login_external(st, rec, s->pend_user, s->env->admins, s->env->n_admins)) {
+		case MC_EXTERNAL_SELF:
 			if (!login_as(s, tag, rec, "EXTERNAL"))
 				auth_failed(s, tag, rec->address, "EXTERNAL",
 					    "Not authorized to login as specified user");
 			return;
-		}
-		/* another user: only for a store administrator */
-		if (!is_admin(s, rec->address)) {
-			auth_failed(s, tag, s->pend_user, "EXTERNAL",
-				    "Not authorized to login as specified user");
+		case MC_EXTERNAL_PROXY:
+			snprintf(s->pend_admin, sizeof(s->pend_admin), "%s", rec->address);
+			dir_start_lookup(s, IMAP_PEND_EXTERNAL_PROXY, s->pend_user, NULL, 0);
 			return;
+		case MC_EXTERNAL_DENY:
+			break;
 		}
-		snprintf(s->pend_admin, sizeof(s->pend_admin), "%s", rec->address);
-		dir_start_lookup(s, IMAP_PEND_EXTERNAL_PROXY, s->pend_user, NULL, 0);
+		auth_failed(s, tag, s->pend_user[0] != '\0' ? s->pend_user : "-", "EXTERNAL",
+			    "Not authorized to login as specified user");
 		return;
 	case IMAP_PEND_EXTERNAL_PROXY:
 		if (st == DIR_FOUND && rec->status == DIR_USER_ACTIVE) {
@@ -509,6 +486,11 @@ static void dir_answer(struct imap_session *s, enum dir_status st, const struct 
 	default:
 		return;
 	}
+}
+
+static void dir_answer_cb(void *arg, enum dir_status st, const struct dir_record *rec)
+{
+	dir_answer(arg, st, rec);
 }
 
 static void dir_done(void *arg, enum dir_status st, const struct dir_record *rec)
@@ -531,21 +513,7 @@ static void dir_start_lookup(struct imap_session *s, enum imap_pending what, con
 			     const char *pass, size_t pass_len)
 {
 	s->pending = what;
-	if (dir_pool(s->dir) == NULL) {
-		struct dir_record *rec = NULL;
-		enum dir_status st = pass != NULL ? dir_verify(s->dir, user, pass, pass_len, &rec)
-				     : user == NULL ? dir_certmap(s->dir, &s->tls_info, &rec)
-						    : dir_lookup(s->dir, user, &rec);
-
-		dir_answer(s, st, st == DIR_FOUND ? rec : NULL);
-		dir_record_free(&rec);
-		return;
-	}
-	s->req = pass != NULL ? dir_verify_async(s->dir, user, pass, pass_len, dir_done, s)
-		 : user == NULL ? dir_certmap_async(s->dir, &s->tls_info, dir_done, s)
-				: dir_lookup_async(s->dir, user, dir_done, s);
-	if (s->req == NULL) /* the queue is full */
-		dir_answer(s, DIR_TEMPFAIL, NULL);
+	s->req = mc_login_ask(s->dir, &s->tls_info, user, pass, pass_len, dir_answer_cb, dir_done, s);
 }
 
 static void password_login(struct imap_session *s, const char *tag, const char *user,

@@ -1,23 +1,19 @@
 /* The POP3 server: its settings from sealpost.conf, the POP session
- * plugged into the shared listener/connection code (imap_pop_server.c).
+ * plugged into the shared listener/connection code (imap_pop_server.c);
+ * the settings it shares with the other protocol are read in
+ * imap_pop_service.c.
  * Plain port service.pop.port (STLS via tlsd), backend
  * service.pop.backend for POPS relayed by tlsd with PROXY v2. */
 #include <stdlib.h>
-#include <string.h>
 
-#include "common/log.h"
 #include "common/xalloc.h"
-#include "mailcore/dir.h"
-#include "mailcore/filter.h"
 #include "mailcore/pop.h"
 #include "mailcore/imap_pop_server.h"
 #include "mailcore/mailcore.h"
 
 struct pop_server {
 	struct pop_env env;
-	struct filter *filter;
-	char *store_root, *hostname;
-	struct ips_server *ips;
+	struct ips_service svc;
 };
 
 /* Each connection gets its own copy of the env holding a ref of mailcore's
@@ -38,16 +34,11 @@ static void *s_new(const void *env, const struct ips_facts *f)
 	struct pop_session *s;
 
 	ce->env = *(const struct pop_env *)env;
-	ce->env.tables = NULL;
-	ce->env.dir = ce->env.dir_slot != NULL ? dir_ref(*ce->env.dir_slot) : NULL;
-	if (ce->env.tables_slot != NULL && *ce->env.tables_slot != NULL) {
-		ce->env.tables = dir_tables_ref(*ce->env.tables_slot);
-		ce->env.users = ce->env.tables->users;
-	}
+	ips_snapshot_take(ce->env.tables_slot, ce->env.dir_slot, &ce->env.tables, &ce->env.dir,
+			  &ce->env.users);
 	s = pop_session_new(&ce->env, &ci);
 	if (s == NULL) {
-		dir_tables_unref(&ce->env.tables);
-		dir_unref(&ce->env.dir);
+		ips_snapshot_drop(&ce->env.tables, &ce->env.dir);
 		free(ce);
 	}
 	return s;
@@ -59,8 +50,7 @@ static void s_free(void *s)
 	struct conn_env *ce = (struct conn_env *)pop_session_env(is);
 
 	pop_session_free(&is);
-	dir_tables_unref(&ce->env.tables);
-	dir_unref(&ce->env.dir);
+	ips_snapshot_drop(&ce->env.tables, &ce->env.dir);
 	free(ce);
 }
 
@@ -86,84 +76,51 @@ static const struct ips_ops pop_ops = {
 	.busy = "-ERR [SYS/TEMP] Too many connections, try again later\r\n",
 	.session_new = s_new,
 	.session_free = s_free,
-	.input_room = s_room,
-	.feed = s_feed,
-	.process = s_process,
-	.eof = s_eof,
-	.output = s_output,
-	.consumed = s_consumed,
-	.wants = s_wants,
+	.io = {
+		.input_room = s_room,
+		.feed = s_feed,
+		.process = s_process,
+		.eof = s_eof,
+		.output = s_output,
+		.consumed = s_consumed,
+		.wants = s_wants,
+		.timeout_ms = s_timeout_ms,
+	},
 	.tls_ready = s_tls,
-	.timeout_ms = s_timeout_ms,
 	.timeout = s_timeout,
 	.set_resume = s_set_resume,
 };
 
 int pop_server_start(struct event_base *base, const struct sp_conf *conf,
-		      const struct dir_users *users, const char *hostname,
-		      struct pop_server **srv_r, char **error_r)
+		     const struct dir_users *users, const char *hostname,
+		     struct pop_server **srv_r, char **error_r)
 {
 	struct pop_server *srv = sp_xcalloc(1, sizeof(*srv));
-	const char *const *addrs, *const *admins;
-	size_t n_addrs = sp_conf_list(conf, "mailcore.listenaddr", &addrs);
-	unsigned port = (unsigned)sp_conf_int(conf, "service.pop.port");
-	const char *backend = sp_conf_str(conf, "service.pop.backend");
-	const char *store = sp_conf_str(conf, "mailcore.store");
-	/* tlsd's keys: its handoff socket, and whether the service takes STARTTLS */
-	const char *handoff = sp_conf_str(conf, "tlsd.handoff_socket");
-	bool starttls = handoff != NULL && sp_conf_bool(conf, "service.pop.starttls");
-	struct ips_config cfg;
 
 	*srv_r = NULL;
-	if (store == NULL || store[0] != '/') {
-		*error_r = sp_xstrdup("mailcore.store must be an absolute path");
+	if (ips_service_init(&srv->svc, conf, "pop", hostname, error_r) < 0) {
 		free(srv);
 		return -1;
 	}
-	srv->filter = filter_from_conf(conf, "pop", error_r);
-	if (srv->filter == NULL) {
-		free(srv);
-		return -1;
-	}
-	if (filter_needs_client_name(srv->filter) &&
-	    strcmp(sp_conf_str(conf, "mailcore.dns.reverse_lookups"), "no") == 0)
-		sp_log(SP_LOG_WARN, "access_filter",
-		       "service=pop note=\"mailcore.dns.reverse_lookups is no: name patterns match "
-		       "no client, UNKNOWN matches every client\"");
-	srv->store_root = sp_xstrdup(store);
-	srv->hostname = sp_xstrdup(hostname);
 	srv->env = (struct pop_env){
-		.hostname = srv->hostname,
-		.store_root = srv->store_root,
+		.hostname = srv->svc.hostname,
+		.store_root = srv->svc.store_root,
 		.users = users,
-		.filter = filter_rule_count(srv->filter) > 0 ? srv->filter : NULL,
-		.n_admins = sp_conf_list(conf, "store.admins", &admins),
-		.plaintext_min_cipher = (int)sp_conf_int(conf, "service.pop.plaintextmincipher"),
-		.starttls = starttls,
+		.filter = srv->svc.env_filter,
+		.admins = srv->svc.admins,
+		.n_admins = srv->svc.n_admins,
+		.plaintext_min_cipher = srv->svc.plaintext_min_cipher,
+		.starttls = srv->svc.starttls,
 		.max_errors = 20,
-		.max_auth_failures = (unsigned)sp_conf_int(conf, "mailcore.smtp.max_auth_failures"),
+		.max_auth_failures = srv->svc.max_auth_failures,
 		.timeout_ms = (long)sp_conf_int(conf, "service.pop.idletimeout"),
 	};
-	srv->env.admins = admins;
-	cfg = (struct ips_config){
-		.max_connections = (unsigned)sp_conf_int(conf, "service.pop.maxsessions"),
-		.handoff_socket = starttls ? handoff : NULL,
-		.proxy_header_timeout_ms = (long)sp_conf_int(conf, "mailcore.smtp.proxy_header_timeout"),
-		.handoff_timeout_ms = 60000,
-		.filter = srv->env.filter,
-		.hostname = srv->hostname,
-	};
-	srv->ips = ips_server_new(base, &pop_ops, &srv->env, &cfg);
-	for (size_t i = 0; i < n_addrs && port != 0; i++)
-		if (ips_server_listen_tcp(srv->ips, addrs[i], port, error_r) < 0)
-			goto fail;
-	if (backend != NULL && ips_server_listen_backend(srv->ips, backend, error_r) < 0)
-		goto fail;
+	if (ips_service_listen(&srv->svc, base, conf, "pop", &pop_ops, &srv->env, error_r) < 0) {
+		pop_server_free(&srv);
+		return -1;
+	}
 	*srv_r = srv;
 	return 0;
-fail:
-	pop_server_free(&srv);
-	return -1;
 }
 
 void pop_server_set_pool(struct pop_server *srv, struct store_pool *pool)
@@ -176,7 +133,7 @@ void pop_server_set_pool(struct pop_server *srv, struct store_pool *pool)
 void pop_server_set_resolver(struct pop_server *srv, struct mc_resolver *resolver)
 {
 	if (srv != NULL)
-		ips_server_set_resolver(srv->ips, resolver);
+		ips_server_set_resolver(srv->svc.ips, resolver);
 }
 
 void pop_server_set_tables(struct pop_server *srv, struct dir_tables *const *slot)
@@ -187,12 +144,12 @@ void pop_server_set_tables(struct pop_server *srv, struct dir_tables *const *slo
 
 void pop_server_stop_listening(struct pop_server *srv)
 {
-	ips_server_stop_listening(srv->ips);
+	ips_server_stop_listening(srv->svc.ips);
 }
 
 unsigned pop_server_connections(const struct pop_server *srv)
 {
-	return ips_server_connections(srv->ips);
+	return ips_server_connections(srv->svc.ips);
 }
 
 void pop_server_free(struct pop_server **srvp)
@@ -201,10 +158,7 @@ void pop_server_free(struct pop_server **srvp)
 
 	if (srv == NULL)
 		return;
-	ips_server_free(&srv->ips);
-	filter_free(&srv->filter);
-	free(srv->store_root);
-	free(srv->hostname);
+	ips_service_fini(&srv->svc);
 	free(srv);
 	*srvp = NULL;
 }

@@ -19,6 +19,7 @@
 #include "mailcore/dir.h"
 #include "mailcore/filter.h"
 #include "mailcore/mailcore.h"
+#include "mailcore/mc_login.h"
 #include "mailcore/pop.h"
 #include "mailcore/store_mailbox.h"
 
@@ -164,23 +165,14 @@ static bool enter_transaction(struct pop_session *s, const struct dir_record *u,
 		.server_name = s->env->hostname,
 	};
 
-	if (!dir_service_allowed(u, &q)) {
-		sp_log(SP_LOG_NOTICE, "pop_login",
-		       "client=%s user=%s method=%s result=refused why=\"service not allowed for user\"",
-		       s->client_ip, u->address, how);
+	switch (mc_login_check_user("pop_login", u, &q, s->env->filter, s->client_ip, how)) {
+	case MC_USER_REFUSED:
 		return false;
-	}
-
-	if (s->env->filter != NULL) {
-		struct filter_decision d;
-
-		filter_eval(s->env->filter, &q, &d);
-		if (!d.allowed) {
-			sp_log(SP_LOG_NOTICE, "pop_login", "client=%s user=%s result=filtered rule=%d",
-			       s->client_ip, u->address, d.rule);
-			out(s, "-ERR [AUTH] Access denied\r\n", sizeof("-ERR [AUTH] Access denied\r\n") - 1);
-			return true;
-		}
+	case MC_USER_FILTERED:
+		out(s, "-ERR [AUTH] Access denied\r\n", sizeof("-ERR [AUTH] Access denied\r\n") - 1);
+		return true;
+	case MC_USER_ALLOWED:
+		break;
 	}
 	if (dir_remote_mailhost(s->dir, u) != NULL) {
 		/* the maildrop is on the user's mailHost; POP has no referral
@@ -241,14 +233,6 @@ static void auth_failed(struct pop_session *s, const char *user, const char *how
 		s->want_close = true;
 }
 
-static bool is_admin(const struct pop_session *s, const char *user)
-{
-	for (size_t i = 0; i < s->env->n_admins; i++)
-		if (strcasecmp(s->env->admins[i], user) == 0)
-			return true;
-	return false;
-}
-
 static void dir_start_lookup(struct pop_session *s, enum pop_pending what, const char *user,
 			     const char *pass, size_t pass_len);
 
@@ -260,11 +244,8 @@ static void dir_answer(struct pop_session *s, enum dir_status st, const struct d
 
 	s->pending = POP_PEND_NONE;
 	if (st == DIR_TEMPFAIL) {
-		char esc[128];
-
-		sp_log(SP_LOG_NOTICE, "pop_login", "client=%s user=\"%s\" result=tempfail", s->client_ip,
-		       what == POP_PEND_EXTERNAL ? "-"
-						 : sp_log_escape(esc, sizeof(esc), s->pend_user, strlen(s->pend_user)));
+		mc_login_log_tempfail("pop_login", s->client_ip,
+				      what == POP_PEND_EXTERNAL ? NULL : s->pend_user);
 		out(s, "-ERR [SYS/TEMP] Directory unavailable, try again later\r\n",
 		    sizeof("-ERR [SYS/TEMP] Directory unavailable, try again later\r\n") - 1);
 		return;
@@ -279,24 +260,21 @@ static void dir_answer(struct pop_session *s, enum dir_status st, const struct d
 		return;
 	}
 	case POP_PEND_EXTERNAL:
-		if (st != DIR_FOUND || rec->status != DIR_USER_ACTIVE) {
-			auth_failed(s, s->pend_user[0] != '\0' ? s->pend_user : "-", "EXTERNAL",
-				    "Not authorized to login as specified user");
-			return;
-		}
-		if (s->pend_user[0] == '\0' || strcasecmp(s->pend_user, rec->address) == 0) {
+		switch (mc_login_external(st, rec, s->pend_user, s->env->admins, s->env->n_admins)) {
+		case MC_EXTERNAL_SELF:
 			if (!enter_transaction(s, rec, "EXTERNAL"))
 				auth_failed(s, rec->address, "EXTERNAL",
 					    "Not authorized to login as specified user");
 			return;
-		}
-		/* another user: only for a store administrator */
-		if (!is_admin(s, rec->address)) {
-			auth_failed(s, s->pend_user, "EXTERNAL", "Not authorized to login as specified user");
+		case MC_EXTERNAL_PROXY:
+			snprintf(s->pend_admin, sizeof(s->pend_admin), "%s", rec->address);
+			dir_start_lookup(s, POP_PEND_EXTERNAL_PROXY, s->pend_user, NULL, 0);
 			return;
+		case MC_EXTERNAL_DENY:
+			break;
 		}
-		snprintf(s->pend_admin, sizeof(s->pend_admin), "%s", rec->address);
-		dir_start_lookup(s, POP_PEND_EXTERNAL_PROXY, s->pend_user, NULL, 0);
+		auth_failed(s, s->pend_user[0] != '\0' ? s->pend_user : "-", "EXTERNAL",
+			    "Not authorized to login as specified user");
 		return;
 	case POP_PEND_EXTERNAL_PROXY:
 		if (st == DIR_FOUND && rec->status == DIR_USER_ACTIVE) {
@@ -310,6 +288,11 @@ static void dir_answer(struct pop_session *s, enum dir_status st, const struct d
 	default:
 		return;
 	}
+}
+
+static void dir_answer_cb(void *arg, enum dir_status st, const struct dir_record *rec)
+{
+	dir_answer(arg, st, rec);
 }
 
 static void dir_done(void *arg, enum dir_status st, const struct dir_record *rec)
@@ -332,21 +315,7 @@ static void dir_start_lookup(struct pop_session *s, enum pop_pending what, const
 			     const char *pass, size_t pass_len)
 {
 	s->pending = what;
-	if (dir_pool(s->dir) == NULL) {
-		struct dir_record *rec = NULL;
-		enum dir_status st = pass != NULL ? dir_verify(s->dir, user, pass, pass_len, &rec)
-				     : user == NULL ? dir_certmap(s->dir, &s->tls_info, &rec)
-						    : dir_lookup(s->dir, user, &rec);
-
-		dir_answer(s, st, st == DIR_FOUND ? rec : NULL);
-		dir_record_free(&rec);
-		return;
-	}
-	s->req = pass != NULL ? dir_verify_async(s->dir, user, pass, pass_len, dir_done, s)
-		 : user == NULL ? dir_certmap_async(s->dir, &s->tls_info, dir_done, s)
-				: dir_lookup_async(s->dir, user, dir_done, s);
-	if (s->req == NULL) /* the queue is full */
-		dir_answer(s, DIR_TEMPFAIL, NULL);
+	s->req = mc_login_ask(s->dir, &s->tls_info, user, pass, pass_len, dir_answer_cb, dir_done, s);
 }
 
 static void password_login(struct pop_session *s, const char *user, const char *pass,
