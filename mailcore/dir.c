@@ -384,6 +384,8 @@ static void record_from_user(const struct dir_user *u, struct dir_record *r)
 {
 	memset(r, 0, sizeof(*r));
 	snprintf(r->address, sizeof(r->address), "%s", u->address);
+	if (u->mailhost != NULL) /* at most 253 (dir_users.c): fits */
+		snprintf(r->mailhost, sizeof(r->mailhost), "%s", u->mailhost);
 	r->quota = u->quota;
 	r->status = u->status;
 	r->allowed = u->allowed != NULL ? sp_xstrdup(u->allowed) : NULL;

@@ -35,7 +35,7 @@ enum dir_status {
 /* One user. Owned by whoever got it; dir_record_free releases it. */
 struct dir_record {
 	char address[DIR_ADDR_MAX];   /* canonical lower-case local@domain (LDAP: mail) */
-	char mailhost[256];           /* LDAP mailHost; "" = this host / unset */
+	char mailhost[256];           /* LDAP mailHost, users-file mailhost=; "" = this host */
 	uint64_t quota;               /* bytes; 0 = unlimited (LDAP mailQuota; -1 there = 0) */
 	enum dir_user_status status;  /* LDAP mailUserStatus / inetUserStatus, and the domain's
 				       * inetDomainStatus / mailDomainStatus: the worst of them */

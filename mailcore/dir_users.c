@@ -1,6 +1,7 @@
 /* The users file: the embedded directory (address, crypt(3) hash, quota,
- * status), parsed whole into a sorted array, looked up by binary search, and
- * the password check with crypt_r. The format is described in mailcore.h. */
+ * status, mailhost, ...), parsed whole into a sorted array, looked up by
+ * binary search, and the password check with crypt_r. The format is
+ * described in mailcore.h. */
 #include "mailcore/mailcore.h"
 
 #include <crypt.h>
@@ -15,6 +16,7 @@
 #define USERS_MAX_FILE (16u * 1024 * 1024)
 #define USERS_MAX_LINE 4096
 #define USERS_MAX_COUNT 1000000
+#define USERS_MAX_MAILHOST 253 /* RFC 1035 2.3.4: a name in text form */
 
 struct users_entry {
 	struct dir_user user;
@@ -34,11 +36,20 @@ static char *line_error(const char *name, unsigned lineno, const char *msg)
 	return sp_xasprintf("%s:%u: %s", name, lineno, msg);
 }
 
+/* The fields parse_attrs may have set (a line that fails after them). */
+static void user_free_attrs(struct dir_user *user)
+{
+	free(user->allowed);
+	free(user->mailhost);
+	user->allowed = NULL;
+	user->mailhost = NULL;
+}
+
 static void users_free_entries(struct dir_users *u)
 {
 	for (size_t i = 0; i < u->n; i++) {
 		free(u->entries[i].user.address);
-		free(u->entries[i].user.allowed);
+		user_free_attrs(&u->entries[i].user);
 		if (u->entries[i].user.hash != NULL)
 			sp_free_secret(u->entries[i].user.hash, strlen(u->entries[i].user.hash));
 	}
@@ -107,6 +118,24 @@ static size_t allowed_start(const char *a, size_t n)
 			return n;
 		i++;
 	}
+}
+
+/* mailhost=: the same rule as LDAP mailHost (dir_ldap_entry.c): RFC 1123
+ * 2.1 host name characters and '_', as it goes into an IMAP referral URL
+ * (RFC 2221) and a queue next hop as it is; stored lower-case. */
+static char *parse_mailhost(const char *v, size_t n)
+{
+	char *h;
+
+	if (n == 0 || n > USERS_MAX_MAILHOST)
+		return NULL;
+	for (size_t i = 0; i < n; i++)
+		if (!isalnum((unsigned char)v[i]) && v[i] != '.' && v[i] != '-' && v[i] != '_')
+			return NULL;
+	h = sp_xstrndup(v, n);
+	for (char *p = h; *p != '\0'; p++)
+		*p = (char)tolower((unsigned char)*p);
+	return h;
 }
 
 static bool hash_usable(const char *h)
@@ -188,8 +217,18 @@ static int parse_attrs(const char *a, size_t n, struct dir_user *u, const char *
 			}
 			u->has_certsha256 = true;
 			seen_cert = true;
+		} else if (eq - start == 8 && strncmp(a + start, "mailhost", 8) == 0) {
+			if (u->mailhost != NULL) {
+				*why = "duplicate mailhost";
+				return -1;
+			}
+			u->mailhost = parse_mailhost(a + eq + 1, end - eq - 1);
+			if (u->mailhost == NULL) {
+				*why = "bad mailhost (a host name, at most 253 characters)";
+				return -1;
+			}
 		} else {
-			*why = "unknown attribute (known: quota, status, certsha256, allowed)";
+			*why = "unknown attribute (known: quota, status, certsha256, mailhost, allowed)";
 			return -1;
 		}
 	}
@@ -242,6 +281,7 @@ static int parse_line(struct dir_users *u, const char *line, size_t len, const c
 		}
 	}
 	if (mc_normalize_address(line, (size_t)(c1 - line), addr, sizeof(addr)) < 0) {
+		user_free_attrs(&user); /* allowed= is taken before the address */
 		*why = "bad address (local part [a-z0-9._+-], domain a host name)";
 		return -1;
 	}
@@ -250,17 +290,18 @@ static int parse_line(struct dir_users *u, const char *line, size_t len, const c
 		unsigned char ch = (unsigned char)c1[1 + i];
 
 		if (ch <= 32 || ch >= 127) {
+			user_free_attrs(&user);
 			*why = "bad character in hash";
 			return -1;
 		}
 	}
 	if (c2 != NULL && parse_attrs(c2 + 1, len - (size_t)(c2 + 1 - line), &user, why) < 0) {
-		free(user.allowed);
+		user_free_attrs(&user);
 		return -1;
 	}
 	if (u->n == u->cap) {
 		if (u->n >= USERS_MAX_COUNT) {
-			free(user.allowed);
+			user_free_attrs(&user);
 			*why = "too many users";
 			return -1;
 		}
@@ -309,7 +350,8 @@ struct dir_users *dir_users_parse(const char *name, const char *buf, size_t len,
 		}
 		u->entries[u->n - 1].lineno = it.lineno;
 	}
-	qsort(u->entries, u->n, sizeof(*u->entries), entry_cmp);
+	if (u->n > 1) /* an empty file has no array: qsort(NULL, ...) is undefined */
+		qsort(u->entries, u->n, sizeof(*u->entries), entry_cmp);
 	for (size_t i = 1; i < u->n; i++) {
 		if (strcmp(u->entries[i].user.address, u->entries[i - 1].user.address) == 0) {
 			unsigned a = u->entries[i].lineno, b = u->entries[i - 1].lineno;

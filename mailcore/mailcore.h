@@ -152,6 +152,10 @@ int smtp_sasl_plain_split(const uint8_t *msg, size_t len, struct smtp_plain *out
  *                 certsha256=HEX        SHA-256 of the user's client certificate
  *                                       (64 hex digits; certmap verifycert,
  *                                       docs/CERTMAP.md)
+ *                 mailhost=HOST         the host that stores the mailbox, as
+ *                                       LDAP mailHost (docs/DIRECTORY.md): a
+ *                                       host name ([a-z0-9._-], at most 253),
+ *                                       stored lower-case; absent = this host
  *                 allowed=FILTER        per-user services, client access filter
  *                                       syntax (filter.h); must be the LAST
  *                                       attribute: it runs to the end of the line
@@ -168,6 +172,7 @@ struct dir_user {
 	uint64_t quota;  /* bytes; 0 = unlimited */
 	enum dir_user_status status;
 	char *allowed;   /* allowed= service filter text (filter.h syntax); NULL = any */
+	char *mailhost;  /* mailhost=, lower-case; NULL = this host (dir_remote_mailhost) */
 	bool has_certsha256;        /* certsha256= (certmap verifycert, dir.h) */
 	uint8_t certsha256[32];
 };

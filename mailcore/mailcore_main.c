@@ -79,6 +79,16 @@ static void usage(FILE *out)
 		     "  -t       check the configuration and the files it names, then exit\n");
 }
 
+/* The users-file directory over snapshot t; mailhost= compares with the
+ * names this host answers to, as dir_ldap_new sets them for LDAP. */
+static struct dir *users_dir(const struct mailcore *mc, struct dir_tables *t, struct store_pool *pool)
+{
+	struct dir *d = dir_users_new(t, NULL, mc->certmap, pool);
+
+	dir_set_mailhost_names(d, mc->conf, mc->hostname);
+	return d;
+}
+
 static int setup(struct mailcore *mc, const char *conf_path, char **error_r)
 {
 	const char *const *items;
@@ -135,7 +145,7 @@ static int setup(struct mailcore *mc, const char *conf_path, char **error_r)
 			return -1;
 	}
 	mc->dir = dir_ldap_configured(mc->conf) ? dir_ldap_new(mc->conf, mc->certmap, error_r)
-						: dir_users_new(mc->tables, NULL, mc->certmap, NULL);
+						: users_dir(mc, mc->tables, NULL);
 	if (mc->dir == NULL)
 		return -1;
 
@@ -257,7 +267,7 @@ static bool reload_tables(struct mailcore *mc)
 	mc->tables = t;
 	mc->env.tables = t;
 	if (strcmp(dir_backend_name(mc->dir), "users") == 0) {
-		struct dir *d = dir_users_new(t, NULL, mc->certmap, dir_pool(mc->dir));
+		struct dir *d = users_dir(mc, t, dir_pool(mc->dir));
 
 		dir_unref(&mc->dir);
 		mc->dir = d;
@@ -368,7 +378,7 @@ static int worker_main(void *arg, unsigned index, int ready_fd, int wake_fd)
 	mc->env.queued_arg = NULL;
 	/* a directory of its own: the master's may hold connections and a pool */
 	mc->dir = dir_ldap_configured(mc->conf) ? dir_ldap_new(mc->conf, mc->certmap, &error)
-						: dir_users_new(mc->tables, NULL, mc->certmap, NULL);
+						: users_dir(mc, mc->tables, NULL);
 	mc->env.dir = mc->dir;
 	mc->base = event_base_new();
 	if (mc->dir == NULL || mc->base == NULL || start_listeners(mc, &error) < 0 ||

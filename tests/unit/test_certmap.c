@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <setjmp.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
@@ -158,6 +159,16 @@ static void test_plan(void **state)
 	certmap_free(&cm);
 }
 
+/* What tlsd passes for a connection with a client certificate it verified. */
+static void verified_cert(struct sp_proxy_info *tls, const char *subject, const char *issuer)
+{
+	memset(tls, 0, sizeof(*tls));
+	tls->tls = true;
+	tls->tls_client = SP_PP2_CLIENT_SSL | SP_PP2_CLIENT_CERT_CONN;
+	snprintf(tls->cert_subject, sizeof(tls->cert_subject), "%s", subject);
+	snprintf(tls->cert_issuer, sizeof(tls->cert_issuer), "%s", issuer);
+}
+
 /* The users file through dir.h: FilterComps e=mail, verifycert against
  * certsha256=, inactive users refused. */
 static void test_users_backend(void **state)
@@ -179,11 +190,7 @@ static void test_users_backend(void **state)
 	assert_non_null(users);
 	assert_non_null(cm);
 	d = dir_users_new(NULL, users, cm, NULL);
-	memset(&tls, 0, sizeof(tls));
-	tls.tls = true;
-	tls.tls_client = SP_PP2_CLIENT_SSL | SP_PP2_CLIENT_CERT_CONN;
-	strcpy(tls.cert_subject, "emailAddress=Bob@Example.com,CN=bob");
-	strcpy(tls.cert_issuer, "CN=Other CA");
+	verified_cert(&tls, "emailAddress=Bob@Example.com,CN=bob", "CN=Other CA");
 	assert_int_equal(dir_certmap(d, &tls, &rec), DIR_FOUND);
 	assert_string_equal(rec->address, "bob@example.com");
 	dir_record_free(&rec);
@@ -226,6 +233,46 @@ static void test_users_backend(void **state)
 	dir_users_free(&users);
 }
 
+/* The users file's mailhost= through dir.h: lookups and certmap carry it
+ * into the record, and dir_remote_mailhost tells another host from this
+ * one (what the IMAPS PREAUTH referral and SMTP routing rely on). */
+static void test_users_mailhost(void **state)
+{
+	static const char users_text[] = "olga@example.com:*:mailhost=Other.Example\n"
+					 "hal@example.com:*:mailhost=mx.example.com.\n"
+					 "bob@example.com:*:\n";
+	char *error = NULL;
+	struct dir_users *users = dir_users_parse("users", users_text, sizeof(users_text) - 1, &error);
+	struct certmap *cm = parse("certmap default default\ndefault:FilterComps e\n", &error);
+	struct dir *d;
+	struct dir_record *rec = NULL;
+	struct sp_proxy_info tls;
+
+	(void)state;
+	assert_non_null(users);
+	assert_non_null(cm);
+	d = dir_users_new(NULL, users, cm, NULL);
+	dir_set_mailhost_names(d, NULL, "mx.example.com");
+	assert_int_equal(dir_lookup(d, "olga@example.com", &rec), DIR_FOUND);
+	assert_string_equal(rec->mailhost, "other.example");
+	assert_string_equal(dir_remote_mailhost(d, rec), "other.example");
+	dir_record_free(&rec);
+	assert_int_equal(dir_lookup(d, "hal@example.com", &rec), DIR_FOUND);
+	assert_null(dir_remote_mailhost(d, rec)); /* names this host */
+	dir_record_free(&rec);
+	assert_int_equal(dir_lookup(d, "bob@example.com", &rec), DIR_FOUND);
+	assert_string_equal(rec->mailhost, "");
+	assert_null(dir_remote_mailhost(d, rec));
+	dir_record_free(&rec);
+	verified_cert(&tls, "emailAddress=olga@example.com,CN=olga", "CN=Some CA");
+	assert_int_equal(dir_certmap(d, &tls, &rec), DIR_FOUND);
+	assert_string_equal(dir_remote_mailhost(d, rec), "other.example");
+	dir_record_free(&rec);
+	dir_unref(&d);
+	certmap_free(&cm);
+	dir_users_free(&users);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -235,6 +282,7 @@ int main(void)
 		cmocka_unit_test(test_escape),
 		cmocka_unit_test(test_plan),
 		cmocka_unit_test(test_users_backend),
+		cmocka_unit_test(test_users_mailhost),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
