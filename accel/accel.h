@@ -194,4 +194,10 @@ bool accel_engine_backend_down(const struct accel_engine *eng, const struct acce
  * NUL-terminated (caller frees); at most max bytes, cut with a note. */
 char *accel_engine_stats(const struct accel_engine *eng, bool json, size_t max, size_t *len_r);
 
+/* CPUs this process may run on (its affinity mask: taskset, a cpuset), at
+ * least 1; all online CPUs where the mask cannot be read. The default size
+ * of the soft backend's thread pool and of tlsd's worker set: more than
+ * these only take turns on the same cores. */
+long accel_usable_cpus(void);
+
 #endif

@@ -1,10 +1,12 @@
 /* Worker-thread pool shared by the soft and pkcs11 backends: the threads
  * take jobs from a FIFO, run them, put them on a done list and bump an
  * eventfd; keyd's loop drains the list (accel_pool.h). */
+#include "accel/accel.h"
 #include "accel/accel_pool.h"
 
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -212,4 +214,16 @@ struct accel_pool *accel_pool_new(const char *what, unsigned threads, size_t max
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	pthread_attr_destroy(&attr);
 	return p;
+}
+
+/* accel.h */
+long accel_usable_cpus(void)
+{
+	cpu_set_t set;
+	long n;
+
+	if (sched_getaffinity(0, sizeof(set), &set) == 0 && CPU_COUNT(&set) > 0)
+		return CPU_COUNT(&set);
+	n = sysconf(_SC_NPROCESSORS_ONLN);
+	return n > 0 ? n : 1;
 }

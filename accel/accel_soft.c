@@ -225,9 +225,9 @@ struct accel_backend *accel_soft_new(unsigned threads, size_t max_queue, char **
 	struct soft *s;
 
 	if (threads == 0) {
-		long n = sysconf(_SC_NPROCESSORS_ONLN);
+		long n = accel_usable_cpus();
 
-		threads = n > 0 ? (unsigned)n : 1;
+		threads = (unsigned)n;
 	}
 	if (threads > SOFT_MAX_THREADS) {
 		*error_r = sp_xasprintf("soft backend: %u threads, at most %d", threads,

@@ -11,6 +11,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "accel/accel.h"
 #include "common/log.h"
 #include "common/xalloc.h"
 #include "conf/conf.h"
@@ -223,9 +224,11 @@ static int fill_config(struct sp_conf *conf, struct tlsd_config *cfg, char **err
 		cfg->log_level = SP_LOG_INFO;
 	cfg->workers = (int)sp_conf_int(conf, "tlsd.workers");
 	if (cfg->workers == 0) {
-		long n = sysconf(_SC_NPROCESSORS_ONLN);
+		/* the CPUs we may run on (taskset, a cpuset), not all online:
+		 * more workers than those only take turns on them */
+		long n = accel_usable_cpus();
 
-		cfg->workers = n > 0 ? (int)(n > 256 ? 256 : n) : 1;
+		cfg->workers = (int)(n > 256 ? 256 : n);
 	}
 	cfg->keyd_path = opt_str(conf, "tlsd.keyd_path");
 	cfg->pidfile = opt_str(conf, "tlsd.pidfile");

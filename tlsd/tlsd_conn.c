@@ -4,6 +4,8 @@
  * connection or arms exactly the events its state waits for. */
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -28,6 +30,18 @@ static uint64_t now_ms(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* The relay forwards each read as soon as it has it: with Nagle on, a small
+ * record or command written while an earlier segment is unacknowledged waits
+ * for the peer's (possibly delayed, up to 40 ms) ACK. Both relay sockets turn
+ * it off, as nginx and haproxy do on proxied connections. A handed-off fd or
+ * a backend that is not TCP (a unix socket) refuses the option: nothing to do. */
+static void set_nodelay(int fd, const char *side)
+{
+	if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &(int){1}, sizeof(int)) < 0 &&
+	    errno != EOPNOTSUPP && errno != ENOPROTOOPT)
+		sp_log(SP_LOG_DEBUG, "tcp_nodelay", "side=%s err=\"%s\"", side, strerror(errno));
 }
 
 static void ms_to_tv(long ms, struct timeval *tv)
@@ -331,6 +345,8 @@ static enum step backend_connect(struct tlsd_conn *c)
 		c->reason = "backend_down";
 		return STEP_END;
 	}
+	if (a->ss.ss_family == AF_INET || a->ss.ss_family == AF_INET6)
+		set_nodelay(c->bfd, "backend");
 	if (backend_events(c) < 0)
 		return STEP_END;
 	relay_buffers(c);
@@ -573,6 +589,7 @@ void tlsd_conn_start(struct tlsd_worker *w, const char *service, int client_fd, 
 	c->svc = tlsd_config_service(cfg, service);
 	c->state = TLSD_CONN_HANDSHAKE;
 	c->cfd = client_fd;
+	set_nodelay(client_fd, "client");
 	c->bfd = -1;
 	c->hoff_fd = hoff_fd;
 	c->start_ms = now_ms();
