@@ -303,9 +303,11 @@ def start_nginx(world, name, token_module=None):
 
 
 def start_tlsd(world, name, placement):
-    """tlsd (1 worker) and its keyd on SERVER_CPU, sp_test_smtpd as the
-    backend on the generator's CPU. placement: soft | softhsm | double."""
-    for prog in ("tlsd", "keyd", "sp_test_smtpd"):
+    """tlsd (1 worker) and its keyd on SERVER_CPU, sp_sink as the backend
+    on the generator's CPU (one epoll loop that reads until EOF: nginx has
+    no backend, and a forking one made the rows measure its fork on the
+    generator's core). placement: soft | softhsm | double."""
+    for prog in ("tlsd", "keyd", "sp_sink"):
         try:
             spfix.bin_path(prog)
         except FileNotFoundError:
@@ -345,7 +347,7 @@ def start_tlsd(world, name, placement):
             f.write("%s:%s\n%s:%s\n" % (spfix.INTERNAL_TOKEN, spfix.PKI.PASSPHRASE, TOKEN_LABEL, TOKEN_PIN))
         extra = "pkcs11.p11kit_modules = no\n"
     os.chmod(os.path.join(confdir, "sslpassword.conf"), 0o600)
-    port, smtp_port, backend_port = free_port(), free_port(), free_port()
+    port, backend_port = free_port(), free_port()
     conf = os.path.join(d, "sealpost.conf")
     with open(conf, "w") as f:
         f.write("confdir = %s\nuser = root\ngroup = root\nlog.level = warn\n"
@@ -355,8 +357,7 @@ def start_tlsd(world, name, placement):
                 "service.smtp.backend = 127.0.0.1:%d\n"
                 "service.smtp.sslnicknames = Server-Cert, Server-Cert-EC\n%s"
                 % (confdir, d, d, port, backend_port, extra))
-    smtpd = world.procs.start(name + "-backend", [spfix.bin_path("sp_test_smtpd"), "-p", smtp_port,
-                                                  "-H", os.path.join(d, "handoff.sock"), "-P", backend_port],
+    smtpd = world.procs.start(name + "-backend", [spfix.bin_path("sp_sink"), "-P", backend_port],
                               cpu=GEN_CPU)
     wait_port(backend_port, smtpd)
     p = world.procs.start(name, [spfix.bin_path("tlsd"), "-c", conf, "-f"], env=env, cpu=SERVER_CPU)
@@ -513,7 +514,8 @@ def table(results, ceilings, meta):
                 "  GEN-CORE-BUSY" if res["gen_core_busy_flag"] else ""))
     lines.append("")
     lines.append("srv%: busy share of the server's CPU; gen%: hsbench's own CPU time / wall (one core).")
-    lines.append("tlsd relays every connection to a backend (sp_test_smtpd on the generator's CPU, PROXY v2);")
+    lines.append("tlsd relays every connection to a backend (sp_sink, one epoll loop reading to EOF, on the")
+    lines.append("generator's CPU, PROXY v2);")
     lines.append("nginx answers by itself. Both send TLS 1.3 session tickets; no client resumes.")
     if any(r == "nginx-softhsm" for r, _ in results):
         lines.append("nginx + SoftHSM2: the token PIN is in nginx.conf (pin-value=) because the libp11 engine")
