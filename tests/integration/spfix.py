@@ -71,6 +71,9 @@ class Daemon:
         Daemon.registry.append(self)
 
     def start(self, ready_port=None, ready_log=None, timeout=15.0):
+        # a restart appends to the same log: only a ready line of this run
+        # counts (and the port may still be open in the old, dying processes)
+        seen_before = self.log().count(ready_log) if ready_log is not None else 0
         self.logfile = open(self.logpath, "ab")
         self.proc = subprocess.Popen(self.argv, stdout=self.logfile, stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL, env=self.env, cwd=self.cwd,
@@ -82,7 +85,7 @@ class Daemon:
                     wait_for(lambda: self._alive_or_raise() and port_open(p), timeout,
                              "%s to listen on port %d" % (self.name, p))
             if ready_log is not None:
-                self.wait_log(ready_log, timeout)
+                self.wait_log(ready_log, timeout, count=seen_before + 1)
         except Exception:
             self.stop()
             raise
