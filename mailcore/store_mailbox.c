@@ -412,6 +412,53 @@ static int next_uidvalidity(const char *root, uint32_t *v_r, char **error_r)
 	return 0;
 }
 
+/* Whether dir's new/ holds no message (or is missing): read, not judged
+ * by its mtime, since deliveries come without the mailbox lock. */
+static bool new_empty(const char *dir)
+{
+	char path[PATH_MAX];
+	DIR *dh;
+	struct dirent *de;
+	bool empty = true;
+
+	store_path(path, sizeof(path), "%s/new", dir);
+	dh = opendir(path);
+	if (dh == NULL)
+		return errno == ENOENT;
+	while (empty && (de = readdir(dh)) != NULL)
+		empty = de->d_name[0] == '.';
+	closedir(dh);
+	return empty;
+}
+
+/* The UID list after a sync that gave UIDs to view's messages from
+ * first_new on: appended when the file on disk is whole and lost nothing
+ * (else, and for a new list, written whole). The caller holds the lock. */
+static int uidlist_store(const char *dir, const struct store_uidlist *ul, bool rewrite,
+			 const struct store_msg *view, size_t n_view, size_t first_new,
+			 char **error_r)
+{
+	struct store_uidlist nl = {.uidvalidity = ul->uidvalidity, .uidnext = ul->uidnext};
+	int rc;
+
+	if (!rewrite) {
+		struct store_uid_entry *add = sp_xcalloc(n_view - first_new + 1, sizeof(*add));
+
+		for (size_t i = first_new; i < n_view; i++)
+			add[i - first_new] = (struct store_uid_entry){.uid = view[i].uid,
+								      .base = view[i].base};
+		rc = store_uidlist_append(dir, ul, add, n_view - first_new, error_r);
+		free(add);
+		if (rc <= 0)
+			return rc;
+	}
+	for (size_t i = 0; i < n_view; i++)
+		store_uidlist_add(&nl, view[i].uid, view[i].base);
+	rc = store_uidlist_save(dir, &nl, error_r);
+	store_uidlist_clear(&nl);
+	return rc;
+}
+
 /* The sync itself; the caller holds the lock. */
 static enum store_mb_result sync_locked(struct store_mailbox *mb, char **error_r)
 {
@@ -423,8 +470,9 @@ static enum store_mb_result sync_locked(struct store_mailbox *mb, char **error_r
 	struct store_msg *view = NULL;
 	struct store_stat_snap *snap = NULL;
 	size_t n_view = 0, n_new = 0, n_stat = 0;
-	bool moved = false, list_dirty = false;
-	uint32_t *disk_uid = NULL;
+	bool moved = false, list_rewrite = false, shortcut = false;
+	uint32_t *disk_uid = NULL, first_new_uid;
+	struct store_scan_stamp stamp;
 	enum store_mb_result rc = STORE_MB_IOERR;
 	int lr;
 
@@ -433,6 +481,19 @@ static enum store_mb_result sync_locked(struct store_mailbox *mb, char **error_r
 	 * that no letter seen below lacks its name */
 	if (store_keywords_load(mb->dir, &mb->kw, error_r) < 0)
 		goto out;
+	/* nothing changed since a scan this process trusts: its view, no
+	 * rescan (cur/ and the list by their stamps, new/ read) */
+	store_scan_stamp_take(mb->dir, &stamp);
+	if (new_empty(mb->dir) && (snap = store_stat_snap_get_stamped(mb->dir, &stamp)) != NULL) {
+		n_view = store_stat_snap_view(snap, &view, &ul.uidvalidity, &ul.uidnext);
+		for (size_t i = 0; i < n_view; i++) {
+			const struct store_msg *old = old_by_uid(mb, view[i].uid, view[i].base);
+
+			view[i].recent = old != NULL && old->recent;
+		}
+		shortcut = true;
+		goto report;
+	}
 	if (scan_sub(mb->dir, "cur", false, &d, &moved, error_r) < 0 ||
 	    scan_sub(mb->dir, "new", !mb->read_only, &d, &moved, error_r) < 0)
 		goto out;
@@ -460,8 +521,9 @@ static enum store_mb_result sync_locked(struct store_mailbox *mb, char **error_r
 		if (next_uidvalidity(mb->root, &ul.uidvalidity, error_r) < 0)
 			goto out;
 		ul.uidnext = 1;
-		list_dirty = true;
+		list_rewrite = true;
 	}
+	first_new_uid = ul.uidnext;
 
 	/* sizes and dates of files another sync in this process saw */
 	snap = store_stat_snap_get(mb->dir, ul.uidvalidity);
@@ -486,7 +548,7 @@ static enum store_mb_result sync_locked(struct store_mailbox *mb, char **error_r
 		}
 	}
 	if (n_matched < ul.n)
-		list_dirty = true; /* a listed message is gone */
+		list_rewrite = true; /* a listed message is gone: compact */
 	/* new messages get UIDs in base order */
 	if (n_fresh > 1)
 		qsort_r(fresh, n_fresh, sizeof(*fresh), cmp_fresh, &d);
@@ -503,7 +565,6 @@ static enum store_mb_result sync_locked(struct store_mailbox *mb, char **error_r
 		}
 		disk_uid[i] = ul.uidnext++;
 		n_new++;
-		list_dirty = true;
 	}
 
 	/* the new view: known messages and new ones, sorted by UID below */
@@ -543,18 +604,16 @@ static enum store_mb_result sync_locked(struct store_mailbox *mb, char **error_r
 	/* sort by UID: the known part is a permutation, the new part ascends */
 	qsort(view, n_view, sizeof(*view), cmp_msg_uid);
 
-	if (list_dirty) {
-		struct store_uidlist nl = {.uidvalidity = ul.uidvalidity, .uidnext = ul.uidnext};
+	if (list_rewrite || n_new > 0) {
+		size_t first_new = n_view;
 
-		for (size_t i = 0; i < n_view; i++)
-			store_uidlist_add(&nl, view[i].uid, view[i].base);
-		if (store_uidlist_save(mb->dir, &nl, error_r) < 0) {
-			store_uidlist_clear(&nl);
+		while (first_new > 0 && view[first_new - 1].uid >= first_new_uid)
+			first_new--;
+		if (uidlist_store(mb->dir, &ul, list_rewrite, view, n_view, first_new, error_r) < 0)
 			goto out;
-		}
-		store_uidlist_clear(&nl);
 	}
 
+report:
 	/* the report: compare with the previous view by UID */
 	if (mb->uidvalidity != 0 && mb->uidvalidity != ul.uidvalidity) {
 		mb->expunged = sp_xcalloc(mb->n + 1, sizeof(uint32_t));
@@ -590,9 +649,23 @@ static enum store_mb_result sync_locked(struct store_mailbox *mb, char **error_r
 	view = NULL;
 	mb->uidvalidity = ul.uidvalidity;
 	mb->uidnext = ul.uidnext;
-	(void)n_new;
-	if (n_stat > 0)
-		store_stat_snap_publish(mb->dir, mb->uidvalidity, mb->msgs, mb->n);
+	if (!shortcut) {
+		struct store_scan_stamp after;
+		bool trusted = store_scan_stamp_settled(&stamp);
+
+		/* the view stands for the disk only if nothing moved while it
+		 * was read (our own moves and writes included) and no file of
+		 * it is in new/ (those a read-write sync moves) */
+		if (trusted) {
+			store_scan_stamp_take(mb->dir, &after);
+			trusted = store_scan_stamp_equal(&stamp, &after);
+		}
+		for (size_t i = 0; trusted && i < mb->n; i++)
+			trusted = strncmp(mb->msgs[i].file, "cur/", 4) == 0;
+		if (n_stat > 0 || (trusted && !store_stat_snap_has_stamp(snap, &stamp)))
+			store_stat_snap_publish(mb->dir, mb->uidvalidity, mb->uidnext, mb->msgs, mb->n,
+						trusted ? &stamp : NULL);
+	}
 	rc = STORE_MB_OK;
 out:
 	store_stat_snap_put(&snap);
@@ -641,13 +714,14 @@ enum store_mb_result store_mailbox_sync(struct store_mailbox *mb, struct store_c
 	return rc;
 }
 
-enum store_mb_result store_mailbox_open(const char *maildir, const char *name, bool read_only,
-					struct store_mailbox **mb_r, char **error_r)
+/* The mailbox's directory (INBOX made when missing) and its lock file;
+ * no view yet. */
+static enum store_mb_result mailbox_attach(const char *maildir, const char *name, bool read_only,
+					   struct store_mailbox **mb_r, char **error_r)
 {
 	struct store_mailbox *mb;
 	char cur[PATH_MAX];
 	struct stat st;
-	enum store_mb_result rc;
 
 	*mb_r = NULL;
 	mb = sp_xcalloc(1, sizeof(*mb));
@@ -696,7 +770,28 @@ enum store_mb_result store_mailbox_open(const char *maildir, const char *name, b
 		store_mailbox_close(&mb);
 		return STORE_MB_IOERR;
 	}
-	rc = store_mailbox_sync(mb, NULL, error_r);
+	*mb_r = mb;
+	return STORE_MB_OK;
+}
+
+enum store_mb_result store_mailbox_open(const char *maildir, const char *name, bool read_only,
+					struct store_mailbox **mb_r, char **error_r)
+{
+	struct store_mailbox *mb;
+	enum store_mb_result rc = mailbox_attach(maildir, name, read_only, &mb, error_r);
+
+	*mb_r = NULL;
+	if (rc != STORE_MB_OK)
+		return rc;
+	if (mb_lock(mb, error_r) < 0) {
+		store_mailbox_close(&mb);
+		return STORE_MB_IOERR;
+	}
+	/* replaces of the UID list or keywords cut short by a kill: the
+	 * lock keeps this mailbox's writers out meanwhile */
+	store_replace_tmp_sweep(mb->dir);
+	rc = sync_locked(mb, error_r);
+	mb_unlock(mb);
 	if (rc != STORE_MB_OK) {
 		store_mailbox_close(&mb);
 		return rc;
@@ -1016,11 +1111,12 @@ static enum store_mb_result check_quota(const char *maildir, uint64_t quota, uin
 	return STORE_MB_OK;
 }
 
-/* Opens dest for writing; for INBOX creates it. */
+/* Opens dest for writing; for INBOX creates it. No view: the sync under
+ * the lock after the new files are in makes it (one scan, not two). */
 static enum store_mb_result open_dest(const char *maildir, const char *dest,
 				      struct store_mailbox **mb_r, char **error_r)
 {
-	return store_mailbox_open(maildir, dest, true, mb_r, error_r);
+	return mailbox_attach(maildir, dest, true, mb_r, error_r);
 }
 
 enum store_mb_result store_mailbox_append(const char *maildir, const char *name,
@@ -1247,16 +1343,19 @@ enum store_mb_result store_mailbox_copy(struct store_mailbox *mb, const size_t *
 		bases[i] = sp_xstrdup(uniq);
 		done++;
 	}
-	if (done > 0) {
-		char cur[PATH_MAX];
+	{
+		char cur[PATH_MAX], *sync_err = NULL;
 		enum store_mb_result src;
 
 		store_path(cur, sizeof(cur), "%s/cur", dst->dir);
-		if (sp_fsync_dir(cur) < 0 && rc == STORE_MB_OK) {
+		if (done > 0 && sp_fsync_dir(cur) < 0 && rc == STORE_MB_OK) {
 			*error_r = sp_xasprintf("%s: fsync: %s", cur, strerror(errno));
 			rc = STORE_MB_IOERR;
 		}
-		src = sync_locked(dst, rc == STORE_MB_OK ? error_r : &(char *){NULL});
+		/* dst's view (and its UIDVALIDITY for COPYUID), also when
+		 * nothing was copied: open_dest made none */
+		src = sync_locked(dst, rc == STORE_MB_OK ? error_r : &sync_err);
+		free(sync_err);
 		if (rc == STORE_MB_OK)
 			rc = src;
 	}

@@ -83,8 +83,14 @@ uint32_t store_keywords_from_info(const char *info);
  * UID list (store_uid.c). File format, one record a line:
  *   sealpost-uidlist 1 <uidvalidity> <uidnext>
  *   <uid> <base name>          (base = the file name before ':')
- * UIDs strictly ascending, each < uidnext; written by temp + fsync +
- * rename + fsync dir, so a crash leaves the old list or the new one.
+ * UIDs strictly ascending. New UIDs are appended (the header's uidnext,
+ * written fixed-width, updated in place first, then the lines, one fsync);
+ * the header's uidnext is a lower bound: the next UID is the larger of it
+ * and the last UID + 1. A crash mid-append leaves a last line without its
+ * newline, which readers drop (it was never acknowledged). Expunges
+ * rewrite the list (temp + fsync + rename + fsync dir), so a crash leaves
+ * the old list or the new one. Lists of the older writer (all UIDs below
+ * the header's uidnext) read the same.
  * ==================================================================== */
 struct store_uid_entry {
 	uint32_t uid;
@@ -95,6 +101,9 @@ struct store_uidlist {
 	uint32_t uidvalidity, uidnext;
 	size_t n, cap;
 	struct store_uid_entry *e;
+	size_t valid_len;   /* parse: bytes up to the end of the last whole line */
+	size_t next_off, next_len; /* parse: where the header's UIDNEXT digits are */
+	size_t file_size;   /* load: bytes the file held */
 };
 
 /* Pure. Returns 0 or -1 with *error_r (caller frees); ul is emptied first. */
@@ -103,16 +112,32 @@ int store_uidlist_parse(const char *buf, size_t len, struct store_uidlist *ul, c
  * uidvalidity 0), 0 if read, -1 with *error_r. */
 int store_uidlist_load(const char *dir, struct store_uidlist *ul, char **error_r);
 int store_uidlist_save(const char *dir, const struct store_uidlist *ul, char **error_r);
+/* Appends e[0..n) (UIDs above the list's last, the caller's duty) to
+ * dir/sealpost-uidlist, sets the header's UIDNEXT (fixed-width, in place)
+ * past them and fsyncs, if the file is still as ul was loaded from it:
+ * its size, whole lines only, a fixed-width UIDNEXT. Returns 0, 1 when it
+ * is not (nothing written: save the list whole instead), or -1 with
+ * *error_r (the appended lines cut off again). */
+int store_uidlist_append(const char *dir, const struct store_uidlist *ul,
+			 const struct store_uid_entry *e, size_t n, char **error_r);
 /* Appends (uid ascending is the caller's duty; checked). Takes a copy of base. */
 int store_uidlist_add(struct store_uidlist *ul, uint32_t uid, const char *base);
 void store_uidlist_clear(struct store_uidlist *ul);
 /* snprintf for paths: returns 0, or -1 if it did not fit (buf then holds
  * a truncated path that names nothing of ours). */
 int store_path(char *buf, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-/* Replaces dir/name with buf durably: dir/name.tmp.<pid>, fsync, rename,
- * fsync dir. Used for the UID list and the subscriptions. */
+/* Replaces dir/name with buf durably: dir/name.tmp.<pid>.<tid>, fsync,
+ * rename, fsync dir. Used for the UID list, the keywords, the
+ * subscriptions and the root's UIDVALIDITY. */
 int store_file_replace(const char *dir, const char *name, const char *buf, size_t len,
 		       char **error_r);
+/* Removes from dir the temp files a store_file_replace of one of the names
+ * above left when it was killed: "<name>.tmp.<pid>.<tid>", regular files
+ * only, whose pid is not a live process or that are older than
+ * STORE_REPLACE_TMP_MAX_AGE seconds. Nothing else is touched. The caller
+ * holds dir's mailbox lock. Returns how many went. */
+#define STORE_REPLACE_TMP_MAX_AGE 3600
+size_t store_replace_tmp_sweep(const char *dir);
 
 /* ======================================================================
  * Names.
@@ -155,23 +180,63 @@ struct store_mailbox;
  * The size and mtime of each message file, as the last sync that had to
  * stat(2) saw them, shared in the process (store_statcache.c, thread-safe):
  * a fresh SELECT of a mailbox seen before stats only files not listed.
+ * With a scan stamp, the snapshot is also that sync's whole view, and a
+ * sync that finds the same stamp (and new/ empty) takes the view from it
+ * instead of reading cur/ and the UID list again.
  * Bounded: STORE_STAT_SNAPS mailboxes, each of at most
  * STORE_STAT_SNAP_MAX_MESSAGES (a bigger one is not kept).
  * ==================================================================== */
 #define STORE_STAT_SNAPS 16
 #define STORE_STAT_SNAP_MAX_MESSAGES 200000
+/* A stamp whose mtime is this close to the scan (or later) is not trusted:
+ * a change in the same timestamp tick after the scan would leave it as it
+ * was. Far above a local file system's tick (a jiffy). */
+#define STORE_SCAN_SETTLE_NS 2000000000LL
 struct store_stat_snap;
+
+/* What stat(2) says of a file or directory, as far as a change shows. */
+struct store_file_stamp {
+	bool exists;
+	uint64_t dev, ino, size;
+	int64_t mtime_sec;
+	long mtime_nsec;
+};
+/* cur/ (renames, links, unlinks) and the UID list of a mailbox; new/ is
+ * read each time (deliveries come without the lock). */
+struct store_scan_stamp {
+	struct store_file_stamp cur, list;
+	int64_t taken_ns;  /* CLOCK_REALTIME just before the stats */
+};
+
+/* Stats dir's cur/ and sealpost-uidlist. */
+void store_scan_stamp_take(const char *dir, struct store_scan_stamp *st);
+bool store_scan_stamp_equal(const struct store_scan_stamp *a, const struct store_scan_stamp *b);
+/* Every mtime at least STORE_SCAN_SETTLE_NS before the stamp was taken. */
+bool store_scan_stamp_settled(const struct store_scan_stamp *st);
 
 /* A reference to dir's snapshot under that UIDVALIDITY, or NULL. Give it
  * back with store_stat_snap_put (NULL is fine). */
 struct store_stat_snap *store_stat_snap_get(const char *dir, uint32_t uidvalidity);
+/* A reference to dir's snapshot if it carries a stamp equal to st, or NULL. */
+struct store_stat_snap *store_stat_snap_get_stamped(const char *dir,
+						    const struct store_scan_stamp *st);
 void store_stat_snap_put(struct store_stat_snap **s);
 /* Size and mtime of base if listed there with this uid. */
 bool store_stat_snap_find(const struct store_stat_snap *s, const char *base, uint32_t uid,
 			  uint64_t *size_r, time_t *mtime_r);
-/* Replaces dir's snapshot with a copy of msgs[0..n). */
-void store_stat_snap_publish(const char *dir, uint32_t uidvalidity, const struct store_msg *msgs,
-			     size_t n);
+/* Whether s carries a stamp equal to st. */
+bool store_stat_snap_has_stamp(const struct store_stat_snap *s, const struct store_scan_stamp *st);
+/* The stamped view, copied into *msgs_r (UID order, \Recent clear; the
+ * caller frees each with its file and base, and the array), and its
+ * UIDVALIDITY and UIDNEXT. Returns the count. */
+size_t store_stat_snap_view(const struct store_stat_snap *s, struct store_msg **msgs_r,
+			    uint32_t *uidvalidity_r, uint32_t *uidnext_r);
+/* Replaces dir's snapshot with a copy of msgs[0..n) (UID order). stamp:
+ * the scan that made them, settled and unchanged through the sync, with
+ * every file in cur/ (the view may stand in for a rescan); or NULL. */
+void store_stat_snap_publish(const char *dir, uint32_t uidvalidity, uint32_t uidnext,
+			     const struct store_msg *msgs, size_t n,
+			     const struct store_scan_stamp *stamp);
 /* Drops them all (tests; a process about to exit). */
 void store_stat_snap_flush(void);
 

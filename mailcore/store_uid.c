@@ -1,6 +1,7 @@
 /* The per-mailbox UID list (RFC 3501 2.3.1.1: UIDs strictly ascending,
- * never reused while UIDVALIDITY stays): parsing, loading, and the durable
- * replace (temp, fsync, rename, fsync dir) it and the subscriptions use. */
+ * never reused while UIDVALIDITY stays): parsing, loading, appending new
+ * UIDs (write + fsync), the durable replace (temp, fsync, rename, fsync dir)
+ * it and the subscriptions use, and the sweep of replaces cut short. */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -8,15 +9,20 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
+#include "common/log.h"
 #include "common/xalloc.h"
 #include "mailcore/store_mailbox.h"
 
 #define UIDLIST_MAGIC "sealpost-uidlist 1 "
 #define UIDLIST_MAX_FILE (256u * 1024 * 1024)
 #define UIDLIST_MAX_BASE 255
+#define UIDLIST_NEXT_WIDTH 10 /* digits of the header's UIDNEXT: any u32 */
 
 int store_path(char *buf, size_t cap, const char *fmt, ...)
 {
@@ -80,6 +86,7 @@ int store_uidlist_parse(const char *buf, size_t len, struct store_uidlist *ul, c
 {
 	const char *p = buf, *end = buf + len;
 	size_t line = 1;
+	uint32_t header_next;
 
 	store_uidlist_clear(ul);
 	if (len < sizeof(UIDLIST_MAGIC) - 1 || memcmp(buf, UIDLIST_MAGIC, sizeof(UIDLIST_MAGIC) - 1) != 0) {
@@ -88,17 +95,23 @@ int store_uidlist_parse(const char *buf, size_t len, struct store_uidlist *ul, c
 	}
 	p += sizeof(UIDLIST_MAGIC) - 1;
 	if (parse_u32(&p, end, &ul->uidvalidity) < 0 || p >= end || *p++ != ' ' ||
-	    parse_u32(&p, end, &ul->uidnext) < 0 || p >= end || *p++ != '\n' ||
-	    ul->uidvalidity == 0 || ul->uidnext == 0) {
+	    (ul->next_off = (size_t)(p - buf), parse_u32(&p, end, &header_next)) < 0 ||
+	    (ul->next_len = (size_t)(p - buf) - ul->next_off, p >= end) || *p++ != '\n' ||
+	    ul->uidvalidity == 0 || header_next == 0) {
 		*error_r = sp_xstrdup("line 1: bad header");
 		goto fail;
 	}
+	ul->uidnext = header_next;
 	while (p < end) {
 		uint32_t uid;
 		const char *b;
 		char base[UIDLIST_MAX_BASE + 1];
 
 		line++;
+		/* a last line without its newline is an append cut short by a
+		 * crash: never acknowledged, so never seen; it is left out */
+		if (memchr(p, '\n', (size_t)(end - p)) == NULL)
+			break;
 		if (parse_u32(&p, end, &uid) < 0 || p >= end || *p++ != ' ')
 			goto bad;
 		b = p;
@@ -109,9 +122,14 @@ int store_uidlist_parse(const char *buf, size_t len, struct store_uidlist *ul, c
 		memcpy(base, b, (size_t)(p - b));
 		base[p - b] = '\0';
 		p++;
-		if (uid >= ul->uidnext || store_uidlist_add(ul, uid, base) < 0)
+		/* appended lines may pass the header's UIDNEXT (a lower bound);
+		 * UINT32_MAX never: there would be no UIDNEXT after it */
+		if (uid == UINT32_MAX || store_uidlist_add(ul, uid, base) < 0)
 			goto bad;
+		if (uid >= ul->uidnext)
+			ul->uidnext = uid + 1;
 	}
+	ul->valid_len = (size_t)(p - buf);
 	return 0;
 bad:
 	*error_r = sp_xasprintf("line %zu: bad entry (or UIDs not ascending)", line);
@@ -156,6 +174,7 @@ int store_uidlist_load(const char *dir, struct store_uidlist *ul, char **error_r
 	}
 	close(fd);
 	rc = store_uidlist_parse(buf, got, ul, error_r);
+	ul->file_size = got;
 	free(buf);
 	if (rc < 0) {
 		char *why = *error_r;
@@ -164,6 +183,26 @@ int store_uidlist_load(const char *dir, struct store_uidlist *ul, char **error_r
 		free(why);
 	}
 	return rc;
+}
+
+/* All of buf at offset at; short writes and EINTR retried. */
+static int pwrite_all(int fd, const char *buf, size_t len, off_t at)
+{
+	size_t off = 0;
+
+	while (off < len) {
+		ssize_t w = pwrite(fd, buf + off, len - off, at + (off_t)off);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0) {
+			if (w == 0)
+				errno = EIO;
+			return -1;
+		}
+		off += (size_t)w;
+	}
+	return 0;
 }
 
 static int fsync_path(const char *path)
@@ -181,7 +220,6 @@ int store_file_replace(const char *dir, const char *name, const char *buf, size_
 		       char **error_r)
 {
 	char tmp[PATH_MAX], path[PATH_MAX];
-	size_t off = 0;
 	int fd;
 
 	if (snprintf(path, sizeof(path), "%s/%s", dir, name) >= (int)sizeof(path) ||
@@ -198,16 +236,9 @@ int store_file_replace(const char *dir, const char *name, const char *buf, size_
 		*error_r = sp_xasprintf("%s: %s", tmp, strerror(errno));
 		return -1;
 	}
-	while (off < len) {
-		ssize_t w = write(fd, buf + off, len - off);
-
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0) {
-			*error_r = sp_xasprintf("%s: write: %s", tmp, strerror(errno));
-			goto fail;
-		}
-		off += (size_t)w;
+	if (pwrite_all(fd, buf, len, 0) < 0) {
+		*error_r = sp_xasprintf("%s: write: %s", tmp, strerror(errno));
+		goto fail;
 	}
 	if (fsync(fd) < 0) {
 		*error_r = sp_xasprintf("%s: fsync: %s", tmp, strerror(errno));
@@ -244,10 +275,133 @@ int store_uidlist_save(const char *dir, const struct store_uidlist *ul, char **e
 	for (size_t i = 0; i < ul->n; i++)
 		cap += 12 + strlen(ul->e[i].base);
 	buf = sp_xmalloc(cap);
-	len = (size_t)snprintf(buf, cap, UIDLIST_MAGIC "%u %u\n", ul->uidvalidity, ul->uidnext);
+	/* UIDNEXT fixed-width, so that an append can update it in place */
+	len = (size_t)snprintf(buf, cap, UIDLIST_MAGIC "%u %0*u\n", ul->uidvalidity,
+			       UIDLIST_NEXT_WIDTH, ul->uidnext);
 	for (size_t i = 0; i < ul->n; i++)
 		len += (size_t)snprintf(buf + len, cap - len, "%u %s\n", ul->e[i].uid, ul->e[i].base);
 	rc = store_file_replace(dir, STORE_UIDLIST_NAME, buf, len, error_r);
 	free(buf);
 	return rc;
+}
+
+int store_uidlist_append(const char *dir, const struct store_uidlist *ul,
+			 const struct store_uid_entry *e, size_t n, char **error_r)
+{
+	char path[PATH_MAX], *buf, next[UIDLIST_NEXT_WIDTH + 1];
+	size_t cap = 1, len = 0, expect_size = ul->file_size;
+	struct stat st;
+	int fd, rc = -1;
+
+	/* a header of the older writer (UIDNEXT not fixed-width), or a torn
+	 * last line (the new lines would join it): written whole instead */
+	if (n == 0 || ul->next_len != UIDLIST_NEXT_WIDTH || ul->valid_len != ul->file_size ||
+	    e[n - 1].uid == UINT32_MAX)
+		return 1;
+
+	if (store_path(path, sizeof(path), "%s/%s", dir, STORE_UIDLIST_NAME) < 0) {
+		*error_r = sp_xstrdup("path too long");
+		return -1;
+	}
+	fd = open(path, O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0) {
+		if (errno == ENOENT)
+			return 1;
+		*error_r = sp_xasprintf("%s: %s", path, strerror(errno));
+		return -1;
+	}
+	/* a torn last line (or a file that is not the one read) would join
+	 * the new lines to it: the caller writes the list whole instead */
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || (uint64_t)st.st_size != expect_size) {
+		close(fd);
+		return 1;
+	}
+	for (size_t i = 0; i < n; i++)
+		cap += 12 + strlen(e[i].base);
+	buf = sp_xmalloc(cap);
+	for (size_t i = 0; i < n; i++)
+		len += (size_t)snprintf(buf + len, cap - len, "%u %s\n", e[i].uid, e[i].base);
+	/* the header's UIDNEXT first: a kill between the two leaves it ahead
+	 * of the lines (UIDs skipped, never reused); readers take the larger
+	 * of it and the last line's UID + 1 whatever order reached the disk */
+	snprintf(next, sizeof(next), "%0*u", UIDLIST_NEXT_WIDTH, e[n - 1].uid + 1);
+	if (pwrite_all(fd, next, UIDLIST_NEXT_WIDTH, (off_t)ul->next_off) < 0 ||
+	    pwrite_all(fd, buf, len, (off_t)expect_size) < 0) {
+		*error_r = sp_xasprintf("%s: write: %s", path, strerror(errno));
+		goto undo;
+	}
+	if (fsync(fd) < 0) {
+		*error_r = sp_xasprintf("%s: fsync: %s", path, strerror(errno));
+		goto undo;
+	}
+	rc = 0;
+	goto out;
+undo:
+	/* nothing of this append was acknowledged: cut it off again (the
+	 * reader would drop a torn line anyway) */
+	if (ftruncate(fd, (off_t)expect_size) < 0)
+		sp_log(SP_LOG_WARN, "uidlist_truncate", "path=\"%s\" error=\"%s\"", path,
+		       strerror(errno));
+out:
+	free(buf);
+	close(fd);
+	return rc;
+}
+
+/* "<name>.tmp.<pid>.<tid>" of a store_file_replace for one of our files:
+ * the pid, or 0 when the name is anything else. */
+static long replace_tmp_pid(const char *entry)
+{
+	static const char *const names[] = {STORE_UIDLIST_NAME, STORE_KEYWORDS_NAME,
+					    STORE_SUBSCRIPTIONS_NAME, STORE_UIDVALIDITY_NAME};
+
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		size_t l = strlen(names[i]);
+		const char *p = entry + l + 5;
+		long pid = 0;
+		int digits;
+
+		if (strncmp(entry, names[i], l) != 0 || strncmp(entry + l, ".tmp.", 5) != 0)
+			continue;
+		for (digits = 0; *p >= '0' && *p <= '9' && digits < 10; p++, digits++)
+			pid = pid * 10 + (*p - '0');
+		if (digits == 0 || *p++ != '.' || pid <= 0)
+			return 0;
+		for (digits = 0; *p >= '0' && *p <= '9' && digits < 10; p++, digits++)
+			;
+		return digits > 0 && *p == '\0' ? pid : 0;
+	}
+	return 0;
+}
+
+size_t store_replace_tmp_sweep(const char *dir)
+{
+	DIR *dh = opendir(dir);
+	struct dirent *de;
+	time_t now = time(NULL);
+	size_t removed = 0;
+
+	if (dh == NULL)
+		return 0;
+	while ((de = readdir(dh)) != NULL) {
+		long pid = replace_tmp_pid(de->d_name);
+		struct stat st;
+		bool dead;
+
+		if (pid == 0 || fstatat(dirfd(dh), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+		    !S_ISREG(st.st_mode))
+			continue;
+		/* a live writer's file stays; one older than an hour is stale
+		 * even so (its pid was reused) */
+		dead = pid != (long)getpid() && kill((pid_t)pid, 0) < 0 && errno == ESRCH;
+		if (!dead && st.st_mtime + STORE_REPLACE_TMP_MAX_AGE > now)
+			continue;
+		if (unlinkat(dirfd(dh), de->d_name, 0) == 0) {
+			removed++;
+			sp_log(SP_LOG_INFO, "store_tmp_removed", "dir=\"%s\" file=\"%s\"", dir,
+			       de->d_name);
+		}
+	}
+	closedir(dh);
+	return removed;
 }

@@ -182,7 +182,7 @@ static void test_greeting_capability_logout(void **state)
 	struct fx *f = *state;
 	struct imap_session *s = start(f, "* OK [CAPABILITY IMAP4rev1");
 
-	EXPECT(s, "a CAPABILITY\r\n", "STARTTLS AUTH=PLAIN\r\na OK");
+	EXPECT(s, "a CAPABILITY\r\n", "STARTTLS AUTH=PLAIN LOGIN-REFERRALS\r\na OK");
 	REFUSE(s, "a CAPABILITY\r\n", "AUTH=EXTERNAL");
 	EXPECT(s, "b NOOP\r\n", "b OK NOOP completed");
 	EXPECT(s, "c SELECT INBOX\r\n", "c BAD Log in first");

@@ -3,7 +3,8 @@
  * UIDVALIDITY, UIDs ascending and never reused), new -> cur moves, flags in
  * the info suffix, what a second session sees (EXPUNGE order, flag changes,
  * new messages), append and copy with their UIDs, folders, subscriptions,
- * quota. Each test works in its own temp directory. */
+ * quota, UIDs appended to the list (torn last line, compaction), the warm
+ * SELECT shortcut, stale temp files. Each test works in its own temp directory. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -55,6 +56,7 @@ static int teardown(void **state)
 
 	rm_rf(fx->root);
 	free(fx);
+	store_stat_snap_flush();
 	return 0;
 }
 
@@ -120,11 +122,11 @@ static void test_uidlist_parse(void **state)
 		"sealpost-uidlist 1 1 5",              /* no newline */
 		"sealpost-uidlist 1 1 5\n3 a\n2 b\n",  /* not ascending */
 		"sealpost-uidlist 1 1 5\n3 a\n3 b\n",  /* duplicate */
-		"sealpost-uidlist 1 1 5\n5 a\n",       /* uid >= uidnext */
+		"sealpost-uidlist 1 1 5\n3 a\n4294967295 b\n", /* no UIDNEXT after it */
+		"sealpost-uidlist 1 1 5\n1 a\nb\n2 c\n", /* a bad whole line */
 		"sealpost-uidlist 1 1 5\n0 a\n",       /* uid 0 */
 		"sealpost-uidlist 1 1 5\n1 \n",        /* empty base */
 		"sealpost-uidlist 1 1 5\n1 a/b\n",     /* a path */
-		"sealpost-uidlist 1 1 5\n1 a",         /* no newline */
 		"sealpost-uidlist 1 99999999999 5\n",  /* > 32 bits */
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
@@ -135,6 +137,26 @@ static void test_uidlist_parse(void **state)
 		assert_int_equal(ul.n, 0);
 		free(err);
 	}
+
+	/* appended lines pass the header's UIDNEXT (a lower bound); a last
+	 * line without its newline (an append cut short) is left out */
+	static const char appended[] = "sealpost-uidlist 1 7 3\n1 a\n5 b\n9 c\n12 d";
+	assert_int_equal(store_uidlist_parse(appended, sizeof(appended) - 1, &ul, &err), 0);
+	assert_int_equal(ul.n, 3);
+	assert_int_equal(ul.e[2].uid, 9);
+	assert_int_equal(ul.uidnext, 10);
+	assert_int_equal(ul.valid_len, sizeof(appended) - 1 - strlen("12 d"));
+	/* the header's UIDNEXT stays when it is the larger (expunged tail) */
+	static const char older[] = "sealpost-uidlist 1 7 30\n1 a\n5 b\n";
+	assert_int_equal(store_uidlist_parse(older, sizeof(older) - 1, &ul, &err), 0);
+	assert_int_equal(ul.uidnext, 30);
+	assert_int_equal(ul.valid_len, sizeof(older) - 1);
+	/* only a torn line: no entry, nothing reused */
+	static const char torn[] = "sealpost-uidlist 1 7 30\n31 a";
+	assert_int_equal(store_uidlist_parse(torn, sizeof(torn) - 1, &ul, &err), 0);
+	assert_int_equal(ul.n, 0);
+	assert_int_equal(ul.uidnext, 30);
+	store_uidlist_clear(&ul);
 }
 
 static void test_uidlist_save_load(void **state)
@@ -686,6 +708,389 @@ static void test_first_opens_at_once(void **state)
 	}
 }
 
+static void read_file(const char *path, char *buf, size_t cap)
+{
+	int fd = open(path, O_RDONLY);
+	ssize_t r;
+
+	assert_true(fd >= 0);
+	r = read(fd, buf, cap - 1);
+	assert_true(r >= 0);
+	buf[r] = '\0';
+	close(fd);
+}
+
+static void write_file(const char *path, const char *text, int flags)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | flags, 0600);
+
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+	close(fd);
+}
+
+/* A delivery, a sync, and the UID the new message got (at idx). */
+static void deliver_sync(const char *maildir, struct store_mailbox *mb, size_t idx, uint32_t uid)
+{
+	struct store_changes ch;
+	char *err = NULL;
+
+	deliver(maildir, "Subject: d\r\n\r\nd\r\n");
+	if (store_mailbox_sync(mb, &ch, &err) != STORE_MB_OK)
+		fail_msg("sync: %s", err);
+	assert_int_equal(ch.n_new, 1);
+	assert_int_equal(store_mailbox_msg(mb, idx)->uid, uid);
+}
+
+/* The UIDNEXT of a list's first line. */
+static unsigned long header_uidnext(const char *text)
+{
+	unsigned long validity = 0, next = 0;
+
+	assert_int_equal(sscanf(text, "sealpost-uidlist 1 %lu %lu\n", &validity, &next), 2);
+	return next;
+}
+
+static size_t count_lines(const char *text)
+{
+	size_t n = 0;
+
+	for (; *text != '\0'; text++)
+		n += *text == '\n';
+	return n;
+}
+
+/* New UIDs are appended to the list (same file, header kept); a torn last
+ * line (kill -9 mid-append) is dropped and makes the next change write the
+ * list whole; UIDNEXT never goes back, not even when the highest UIDs are
+ * expunged; an expunge compacts the list; a list whose header UIDNEXT is
+ * behind its lines continues after its last line. */
+static void test_uidlist_append_torn_compact(void **state)
+{
+	struct fixture *fx = *state;
+	struct store_mailbox *mb;
+	struct store_changes ch;
+	char *err = NULL, path[700], before[4096], after[4096];
+	struct stat st1, st2;
+
+	for (int i = 0; i < 3; i++)
+		deliver(fx->maildir, "Subject: x\r\n\r\nx\r\n");
+	mb = open_mb(fx->maildir, "INBOX", false);
+	snprintf(path, sizeof(path), "%s/%s", fx->maildir, STORE_UIDLIST_NAME);
+	assert_int_equal(stat(path, &st1), 0);
+	read_file(path, before, sizeof(before));
+	assert_int_equal(count_lines(before), 4);
+
+	/* two more: appended in place */
+	deliver(fx->maildir, "Subject: y\r\n\r\ny\r\n");
+	deliver(fx->maildir, "Subject: y\r\n\r\ny\r\n");
+	assert_int_equal(store_mailbox_sync(mb, &ch, &err), STORE_MB_OK);
+	assert_int_equal(ch.n_new, 2);
+	assert_int_equal(stat(path, &st2), 0);
+	assert_int_equal(st1.st_ino, st2.st_ino);
+	read_file(path, after, sizeof(after));
+	assert_int_equal(count_lines(after), 6);
+	/* the old lines kept, the header's UIDNEXT updated in place */
+	assert_memory_equal(strchr(before, '\n'), strchr(after, '\n'), strlen(strchr(before, '\n')));
+	assert_int_equal(header_uidnext(after), 6);
+	assert_int_equal(store_mailbox_uidnext(mb), 6);
+
+	/* a crash mid-append: a torn last line */
+	write_file(path, "6 torn-tail-", O_APPEND);
+	store_mailbox_close(&mb);
+	mb = open_mb(fx->maildir, "INBOX", false);
+	assert_int_equal(store_mailbox_count(mb), 5);
+	assert_int_equal(store_mailbox_uidnext(mb), 6);
+	/* the next new UID: the list is written whole, the torn line gone */
+	deliver_sync(fx->maildir, mb, 5, 6);
+	read_file(path, after, sizeof(after));
+	assert_null(strstr(after, "torn-tail"));
+	assert_int_equal(after[strlen(after) - 1], '\n');
+	assert_int_equal(count_lines(after), 7);
+	assert_int_equal(header_uidnext(after), 7);
+
+	/* expunge the two highest: compacted, UIDNEXT kept */
+	assert_int_equal(store_mailbox_set_flags(mb, 4, STORE_F_DELETED, &err), STORE_MB_OK);
+	assert_int_equal(store_mailbox_set_flags(mb, 5, STORE_F_DELETED, &err), STORE_MB_OK);
+	assert_int_equal(store_mailbox_expunge(mb, NULL, NULL, &ch, &err), STORE_MB_OK);
+	read_file(path, after, sizeof(after));
+	assert_int_equal(count_lines(after), 5);
+	store_mailbox_close(&mb);
+	mb = open_mb(fx->maildir, "INBOX", false);
+	assert_int_equal(store_mailbox_count(mb), 4);
+	assert_int_equal(store_mailbox_uidnext(mb), 7);
+	deliver_sync(fx->maildir, mb, 4, 7);
+
+	/* the header's UIDNEXT behind the lines (as appends leave it) */
+	{
+		char text[2048];
+
+		snprintf(text, sizeof(text), "sealpost-uidlist 1 %u 2\n", store_mailbox_uidvalidity(mb));
+		for (size_t i = 0; i < store_mailbox_count(mb); i++)
+			snprintf(text + strlen(text), sizeof(text) - strlen(text), "%u %s\n",
+				 store_mailbox_msg(mb, i)->uid, store_mailbox_msg(mb, i)->base);
+		write_file(path, text, O_TRUNC);
+	}
+	store_mailbox_close(&mb);
+	mb = open_mb(fx->maildir, "INBOX", false);
+	assert_int_equal(store_mailbox_count(mb), 5);
+	assert_int_equal(store_mailbox_uidnext(mb), 8);
+	deliver_sync(fx->maildir, mb, 5, 8);
+	read_file(path, after, sizeof(after));
+	assert_int_equal(header_uidnext(after), 9); /* written whole, fixed-width again */
+	assert_non_null(strstr(after, " 0000000009\n"));
+	store_mailbox_close(&mb);
+}
+
+/* Sets path's mtime (a directory, the UID list) 10 s back: what a mailbox
+ * untouched for a while looks like. */
+static void age(const char *dir, const char *name, long secs)
+{
+	char path[900];
+	struct stat st;
+	struct timespec ts[2];
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	assert_int_equal(stat(path, &st), 0);
+	ts[0] = st.st_atim;
+	ts[1] = st.st_mtim;
+	ts[1].tv_sec -= secs;
+	assert_int_equal(utimensat(AT_FDCWD, path, ts, 0), 0);
+}
+
+static void set_mtime(const char *dir, const char *name, const struct timespec *mt)
+{
+	char path[900];
+	struct timespec ts[2] = {{0, UTIME_OMIT}, *mt};
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	assert_int_equal(utimensat(AT_FDCWD, path, ts, 0), 0);
+}
+
+static struct timespec get_mtime(const char *dir, const char *name)
+{
+	char path[900];
+	struct stat st;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	assert_int_equal(stat(path, &st), 0);
+	return st.st_mtim;
+}
+
+/* Renames message idx's file to info letters and puts cur/'s mtime back:
+ * a change in the same timestamp tick as the one before. */
+static void rename_unseen(const char *maildir, const struct store_mailbox *mb, size_t idx,
+			  const char *letters)
+{
+	char from[900], to[900];
+	struct timespec cur_mt = get_mtime(maildir, "cur");
+
+	snprintf(from, sizeof(from), "%s/%s", maildir, store_mailbox_msg(mb, idx)->file);
+	snprintf(to, sizeof(to), "%s/cur/%s:2,%s", maildir, store_mailbox_msg(mb, idx)->base,
+		 letters);
+	assert_int_equal(rename(from, to), 0);
+	set_mtime(maildir, "cur", &cur_mt);
+}
+
+/* cur/ and the UID list as a mailbox untouched for a while has them. */
+static void settle(const char *maildir)
+{
+	age(maildir, "cur", 10);
+	age(maildir, STORE_UIDLIST_NAME, 10);
+}
+
+/* Another process does fn (0: done) on the mailbox; waited for. */
+static void in_child(const char *maildir, int (*fn)(const char *maildir))
+{
+	pid_t pid = fork();
+	int status;
+
+	assert_true(pid >= 0);
+	if (pid == 0)
+		_exit(fn(maildir) == 0 ? 0 : 1);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
+static int child_deliver(const char *maildir)
+{
+	deliver(maildir, "Subject: late\r\n\r\nlate\r\n");
+	return 0;
+}
+
+/* \Answered on the third message. */
+static int child_flag_3(const char *maildir)
+{
+	struct store_mailbox *c = NULL;
+	char *e = NULL;
+	int rc = -1;
+
+	if (store_mailbox_open(maildir, "INBOX", false, &c, &e) == STORE_MB_OK &&
+	    store_mailbox_set_flags(c, 2, STORE_F_ANSWERED, &e) == STORE_MB_OK)
+		rc = 0;
+	store_mailbox_close(&c);
+	return rc;
+}
+
+/* The first message deleted and expunged. */
+static int child_expunge_1(const char *maildir)
+{
+	struct store_mailbox *c = NULL;
+	char *e = NULL;
+	int rc = -1;
+
+	if (store_mailbox_open(maildir, "INBOX", false, &c, &e) == STORE_MB_OK &&
+	    store_mailbox_set_flags(c, 0, STORE_F_DELETED, &e) == STORE_MB_OK &&
+	    store_mailbox_expunge(c, NULL, NULL, NULL, &e) == STORE_MB_OK)
+		rc = 0;
+	store_mailbox_close(&c);
+	return rc;
+}
+
+/* The warm-SELECT shortcut: a settled, unchanged mailbox is taken from the
+ * process's last scan; a delivery, a flag change and an expunge by another
+ * process right after a sync are all seen; a change hidden in the same
+ * timestamp tick of a recent mtime is seen too (recent stamps are never
+ * trusted). */
+static void test_select_shortcut(void **state)
+{
+	struct fixture *fx = *state;
+	struct store_mailbox *a, *b;
+	struct store_changes ch;
+	char *err = NULL;
+
+	for (int i = 0; i < 4; i++)
+		deliver(fx->maildir, "Subject: s\r\n\r\ns\r\n");
+	a = open_mb(fx->maildir, "INBOX", false);
+	store_mailbox_close(&a);
+
+	/* recent mtimes: a second session's sync reads the disk, so a rename
+	 * that keeps cur/'s mtime (same tick) is still seen */
+	a = open_mb(fx->maildir, "INBOX", false);
+	rename_unseen(fx->maildir, a, 0, "S");
+	assert_int_equal(store_mailbox_sync(a, &ch, &err), STORE_MB_OK);
+	assert_int_equal(ch.n_changed, 1);
+	assert_int_equal(store_mailbox_msg(a, 0)->flags, STORE_F_SEEN);
+	store_mailbox_close(&a);
+
+	/* settled: the first sync reads the disk and keeps its view, the next
+	 * one takes it. Shown by a change the stamps cannot see (a rename
+	 * with cur/'s mtime put back): the shortcut does not see it */
+	settle(fx->maildir);
+	a = open_mb(fx->maildir, "INBOX", false);
+	b = open_mb(fx->maildir, "INBOX", false);
+	rename_unseen(fx->maildir, a, 1, "F");
+	assert_int_equal(store_mailbox_sync(b, &ch, &err), STORE_MB_OK);
+	assert_int_equal(ch.n_changed, 0);
+	assert_int_equal(store_mailbox_msg(b, 1)->flags, 0);
+	/* (and reading the message still works: its file is found again) */
+	{
+		int fd = store_mailbox_open_msg(b, 1);
+
+		assert_true(fd >= 0);
+		close(fd);
+	}
+	/* a real flag change by another process moves cur/'s mtime: seen */
+	in_child(fx->maildir, child_flag_3);
+	assert_int_equal(store_mailbox_sync(b, &ch, &err), STORE_MB_OK);
+	assert_int_equal(store_mailbox_msg(b, 2)->flags, STORE_F_ANSWERED);
+	assert_int_equal(store_mailbox_msg(b, 1)->flags, STORE_F_FLAGGED);
+	assert_int_equal(ch.n_changed, 2);
+
+	/* settle again, then a delivery by another process: new/ is read */
+	settle(fx->maildir);
+	assert_int_equal(store_mailbox_sync(a, &ch, &err), STORE_MB_OK); /* keeps the view */
+	in_child(fx->maildir, child_deliver);
+	assert_int_equal(store_mailbox_sync(b, &ch, &err), STORE_MB_OK);
+	assert_int_equal(ch.n_new, 1);
+	assert_int_equal(store_mailbox_count(b), 5);
+	assert_true(store_mailbox_msg(b, 4)->recent);
+
+	/* settle again, then an expunge by another process */
+	settle(fx->maildir);
+	assert_int_equal(store_mailbox_sync(a, &ch, &err), STORE_MB_OK);
+	assert_int_equal(store_mailbox_sync(b, &ch, &err), STORE_MB_OK);
+	assert_int_equal(ch.n_changed + ch.n_new + ch.n_expunged, 0);
+	in_child(fx->maildir, child_expunge_1);
+	assert_int_equal(store_mailbox_sync(b, &ch, &err), STORE_MB_OK);
+	assert_int_equal(ch.n_expunged, 1);
+	assert_int_equal(ch.expunged[0], 1);
+	assert_int_equal(store_mailbox_count(b), 4);
+	/* \Recent of b's own session survives a sync by the shortcut */
+	settle(fx->maildir);
+	assert_int_equal(store_mailbox_sync(b, &ch, &err), STORE_MB_OK);
+	assert_int_equal(store_mailbox_sync(b, &ch, &err), STORE_MB_OK);
+	assert_true(store_mailbox_msg(b, 3)->recent);
+	assert_false(store_mailbox_msg(b, 0)->recent);
+	store_mailbox_close(&a);
+	store_mailbox_close(&b);
+}
+
+/* Temp files of replaces killed mid-way: those of a dead pid, or over an
+ * hour old, go at open; a live writer's, other names and non-files stay. */
+static void test_stale_tmp_sweep(void **state)
+{
+	struct fixture *fx = *state;
+	struct store_mailbox *mb;
+	char path[900];
+	pid_t dead;
+	int status;
+	struct {
+		char name[200];
+		bool dir;
+		long age;
+		bool stays;
+	} f[9];
+	size_t n = 0;
+
+	mb = open_mb(fx->maildir, "INBOX", false);
+	store_mailbox_close(&mb);
+	dead = fork();
+	assert_true(dead >= 0);
+	if (dead == 0)
+		_exit(0);
+	assert_int_equal(waitpid(dead, &status, 0), dead);
+
+#define F(fmt, pid, is_dir, secs, keep)                                                       \
+	do {                                                                                  \
+		snprintf(f[n].name, sizeof(f[n].name), fmt, (long)(pid));                        \
+		f[n].dir = is_dir;                                                            \
+		f[n].age = secs;                                                              \
+		f[n].stays = keep;                                                            \
+		n++;                                                                          \
+	} while (0)
+	F("sealpost-uidlist.tmp.%ld.77", dead, false, 0, false);
+	F("dovecot-keywords.tmp.%ld.1", dead, false, 0, false);
+	F("sealpost-subscriptions.tmp.%ld.2", dead, false, 0, false);
+	F("sealpost-uidlist.tmp.%ld.3", getpid(), false, 0, true);        /* live writer */
+	F("sealpost-uidlist.tmp.%ld.4", getpid(), false, 7200, false);    /* live pid, 2 h old */
+	F("sealpost-uidlist.tmp.%ld.x", dead, false, 0, true);            /* not our pattern */
+	F("other-file.tmp.%ld.5", dead, false, 0, true);                  /* not our name */
+	F("sealpost-uidlist.tmp.%ld.6", dead, true, 0, true);             /* not a file */
+	F("sealpost-uidlist.tmp.%ld.7.8", dead, false, 0, true);
+#undef F
+	for (size_t i = 0; i < n; i++) {
+		assert_true(snprintf(path, sizeof(path), "%s/%s", fx->maildir, f[i].name) <
+			    (int)sizeof(path));
+		if (f[i].dir)
+			assert_int_equal(mkdir(path, 0700), 0);
+		else
+			write_file(path, "x", O_TRUNC);
+		if (f[i].age > 0)
+			age(fx->maildir, f[i].name, f[i].age);
+	}
+	mb = open_mb(fx->maildir, "INBOX", false);
+	store_mailbox_close(&mb);
+	for (size_t i = 0; i < n; i++) {
+		struct stat st;
+
+		assert_true(snprintf(path, sizeof(path), "%s/%s", fx->maildir, f[i].name) <
+			    (int)sizeof(path));
+		if ((stat(path, &st) == 0) != f[i].stays)
+			fail_msg("%s: %s", f[i].name, f[i].stays ? "removed" : "left");
+	}
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
 int main(void)
@@ -703,6 +1108,9 @@ int main(void)
 		T(test_quota),
 		T(test_first_opens_at_once),
 		T(test_lock_between_processes),
+		T(test_uidlist_append_torn_compact),
+		T(test_select_shortcut),
+		T(test_stale_tmp_sweep),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
