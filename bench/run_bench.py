@@ -466,10 +466,13 @@ def fmt(v, f="%.1f"):
 def table(results, ceilings, meta):
     lines = []
     lines.append("Sealpost handshake benchmark, %s" % meta["date"])
-    lines.append("host: %s; load before: %s, after the rows: %s; server on CPU %s, hsbench on CPU %s" % (
-        meta["host"], meta["load"], meta.get("load_after", "-"), SERVER_CPU, GEN_CPU))
-    if float(meta.get("load_after", "0").split()[0]) > 1.0:
-        lines.append("WARNING: the machine was busy with other work during the run (1-min load > 1 on the "
+    lines.append("host: %s; load before: %s, after the rows: %s (the rows' own server and hsbench count "
+                 "there); server on CPU %s, hsbench on CPU %s" % (
+                     meta["host"], meta["load"], meta.get("load_after", "-"), SERVER_CPU, GEN_CPU))
+    # both pinned cores are busy during the rows, so the load after them is
+    # mostly the benchmark itself: the load found before says other work ran
+    if float(meta["load"].split()[0]) > 1.0:
+        lines.append("WARNING: the machine was busy with other work before the run (1-min load > 1 on the "
                      "benchmark's 2 cores): the rows are noisy; run again on a quiet machine before quoting them")
     lines.append("full handshakes (no resumption), X25519, %d connections in flight, median of %d x %.0f s; "
                  "latency: TCP connect start to handshake done" % (CONCURRENCY, RUNS, SECONDS))
