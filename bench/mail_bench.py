@@ -207,13 +207,13 @@ def bench_smtp(tmp, procs):
 
 def tree_pss(pid):
     """(total PSS in kB, process count) of pid and all its descendants."""
-    total, n, todo = 0, 0, [pid]
-    while todo:
-        p = todo.pop()
+    total, n, pending = 0, 0, [pid]
+    while pending:
+        p = pending.pop()
         try:
             total += pss_kb(p)
             n += 1
-            todo += children(p)
+            pending += children(p)
         except (OSError, RuntimeError):
             pass   # exited meanwhile
     return total, n
