@@ -132,8 +132,10 @@ def test_allowed_services_imap_pop(daemons, build, free_port, tmp_path, slapd, p
     assert imap_login(mc, "gina@example.com", PASSWORD)[0] == "OK"
 
 
-def test_imaps_preauth_certmap_ldap(daemons, build, free_port, tmp_path, pki, slapd,
-                                    tlsd_factory):  # noqa: F811
+def imaps_tlsd(free_port, tlsd_factory):  # noqa: F811
+    """tlsd (not started) taking IMAPS with an optional client certificate
+    and relaying it to a backend port: (tlsd, imaps port, backend port).
+    Skips when tlsd or keyd is not built."""
     try:
         spfix.bin_path("tlsd")
         spfix.bin_path("keyd")
@@ -144,6 +146,12 @@ def test_imaps_preauth_certmap_ldap(daemons, build, free_port, tmp_path, pki, sl
                            "service.imap.backend = 127.0.0.1:%d\n"
                            "service.imap.sslnicknames = Server-Cert\n"
                            "service.imap.sslclientauth = request\n" % (imaps, imap_be))
+    return t, imaps, imap_be
+
+
+def test_imaps_preauth_certmap_ldap(daemons, build, free_port, tmp_path, pki, slapd,
+                                    tlsd_factory):  # noqa: F811
+    t, imaps, imap_be = imaps_tlsd(free_port, tlsd_factory)
     d = tmp_path / "mailcore"
     certmap = str(tmp_path / "certmap.conf")
     with open(certmap, "w") as f:

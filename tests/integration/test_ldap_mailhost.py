@@ -20,6 +20,15 @@ from test_ldap_smtp import auth, slapd  # noqa: F401 (fixture)
 DOMAINS = "example.com, example.net, inactive.example, gone.example, imaponly.example"
 
 
+def mailhost_route_conf(free_port, sink):
+    """Queue settings that send mail for mailHost other.example to sink; the
+    smarthost is a closed port, so mail for a mailHost must not go there."""
+    return ("mailcore.queue.smarthost = 127.0.0.1:%d\n"
+            "mailcore.queue.mailhost_routes = other.example=127.0.0.1:%d\n"
+            "mailcore.queue.retry_min = 1s\nmailcore.queue.retry_max = 1s\n"
+            % (free_port(), sink.port))
+
+
 def make_mc(daemons, build, free_port, d, slapd, extra="", queue_delivery=False):
     return ldap_mailcore(daemons, build, free_port, d, slapd, domains=DOMAINS, extra=extra,
                          queue_delivery=queue_delivery)
@@ -33,13 +42,8 @@ def stored_anywhere(mc, local, domain="example.com"):
 
 def test_remote_homed_user_is_queued_to_mailhost(daemons, build, free_port, tmp_path, slapd):
     sink = SmtpSink(daemons, free_port, tmp_path).start()
-    # the smarthost is a closed port: mail for a mailHost must not go there
-    dead = free_port()
     mc = make_mc(daemons, build, free_port, tmp_path / "mailcore", slapd, queue_delivery=True,
-                 extra="mailcore.queue.smarthost = 127.0.0.1:%d\n"
-                 "mailcore.queue.mailhost_routes = other.example=127.0.0.1:%d\n"
-                 "mailcore.queue.retry_min = 1s\nmailcore.queue.retry_max = 1s\n"
-                 % (dead, sink.port))
+                 extra=mailhost_route_conf(free_port, sink))
     with smtplib.SMTP("127.0.0.1", mc.smtp_port, timeout=20) as s:
         s.ehlo("c.example")
         s.mail("x@remote.example")

@@ -13,15 +13,13 @@ import smtplib
 import socket
 import ssl
 
-import pytest
-
 import spfix
 from ldapfix import issue_client
 from mcfix import PASSWORD, Mailcore, crypt_hash
 from queue_fix import SmtpSink, queue_files
 from test_certmap_smtp import CERTMAP, cert_sha256
-from test_ldap_imap import imap_login, pop_login
-from test_ldap_mailhost import stored_anywhere
+from test_ldap_imap import imap_login, imaps_tlsd, pop_login
+from test_ldap_mailhost import mailhost_route_conf, stored_anywhere
 from test_tlsd_env import tlsd_factory  # noqa: F401 (fixture)
 
 # olga's mailbox is on other.example (written mixed case: stored lower case)
@@ -51,13 +49,8 @@ def users_mailcore(daemons, build, free_port, d, extra="", alice_attrs="", olga_
 
 def test_remote_homed_user_is_queued_to_mailhost(daemons, build, free_port, tmp_path):
     sink = SmtpSink(daemons, free_port, tmp_path).start()
-    # the smarthost is a closed port: mail for a mailHost must not go there
-    dead = free_port()
     mc = users_mailcore(daemons, build, free_port, tmp_path / "mailcore", queue_delivery=True,
-                        extra="mailcore.queue.smarthost = 127.0.0.1:%d\n"
-                        "mailcore.queue.mailhost_routes = other.example=127.0.0.1:%d\n"
-                        "mailcore.queue.retry_min = 1s\nmailcore.queue.retry_max = 1s\n"
-                        % (dead, sink.port))
+                        extra=mailhost_route_conf(free_port, sink))
     with smtplib.SMTP("127.0.0.1", mc.smtp_port, timeout=20) as s:
         s.ehlo("c.example")
         s.mail("x@remote.example")
@@ -114,16 +107,7 @@ def test_imap_referral_and_pop_refusal(daemons, build, free_port, tmp_path):
 
 def test_imaps_preauth_referral(daemons, build, free_port, tmp_path, pki,
                                 tlsd_factory):  # noqa: F811
-    try:
-        spfix.bin_path("tlsd")
-        spfix.bin_path("keyd")
-    except FileNotFoundError as e:
-        pytest.skip(str(e))
-    imaps, imap_be = free_port(), free_port()
-    t = tlsd_factory(extra="service.imap.sslport = %d\nservice.imap.listen = 127.0.0.1\n"
-                           "service.imap.backend = 127.0.0.1:%d\n"
-                           "service.imap.sslnicknames = Server-Cert\n"
-                           "service.imap.sslclientauth = request\n" % (imaps, imap_be))
+    t, imaps, imap_be = imaps_tlsd(free_port, tlsd_factory)
     certs = tmp_path / "certs"
     certs.mkdir()
     olga = issue_client(pki, str(certs), "olga", "olga@example.com")
