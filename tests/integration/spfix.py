@@ -22,11 +22,22 @@ def bin_path(name):
     raise FileNotFoundError("not built: %s (in %s/bin)" % (name, BUILDDIR))
 
 
+_PORTS_GIVEN = set()
+
+
 def free_port():
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A TCP port on 127.0.0.1 that was free a moment ago, and that this test
+    run has not handed out before: the kernel may give the same ephemeral
+    port to two calls in a row, and a test asks for several before any
+    daemon binds them (a mailcore once got the port of its own slapd)."""
+    for _ in range(1000):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in _PORTS_GIVEN:
+            _PORTS_GIVEN.add(port)
+            return port
+    raise RuntimeError("no fresh free port")
 
 
 def wait_for(cond, timeout=10.0, what="condition"):
